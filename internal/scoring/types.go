@@ -1,0 +1,73 @@
+// Package scoring turns a meeting transcript and a ScoringTemplate rubric into
+// a coaching report. It is pure and deterministic: the same input always gives
+// the same report, byte for byte (apart from the generation time the caller
+// passes in).
+package scoring
+
+// Transcript is a provider-neutral transcript: who spoke which words when.
+// Parsers for the Recall.ai formats and the plain roleplay format produce it.
+type Transcript struct {
+	// Segments in the order the provider returned them. Each segment is one
+	// speaker's continuous turn (Recall returns one entry per turn).
+	Segments []Segment `json:"segments"`
+}
+
+// Segment is one participant's turn.
+type Segment struct {
+	// Speaker identifies the participant: a stable id (Recall's participant id
+	// as a decimal string) or, when absent, the name.
+	SpeakerID string `json:"speakerId"`
+	// SpeakerName is the display name, when known.
+	SpeakerName string `json:"speakerName,omitempty"`
+	// IsHost is true when the provider marked this participant as host.
+	IsHost bool   `json:"isHost,omitempty"`
+	Words  []Word `json:"words"`
+}
+
+// Word is one transcribed word with times in seconds since recording start.
+// End is zero when the provider gave no end time.
+type Word struct {
+	Text  string  `json:"text"`
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
+}
+
+// Template is the rubric, copied from a ScoringTemplate so this package does
+// not depend on the Kubernetes API types.
+type Template struct {
+	Namespace    string      `json:"namespace"`
+	Name         string      `json:"name"`
+	Generation   int64       `json:"generation"`
+	PassingScore int         `json:"passingScore"`
+	Criteria     []Criterion `json:"criteria"`
+}
+
+// Metric names, identical to the ScoringTemplate API enum.
+const (
+	MetricTalkRatio        = "talkRatio"        // percent of all spoken time that is the rep's, 0–100
+	MetricLongestMonologue = "longestMonologue" // seconds, the rep's longest uninterrupted turn
+	MetricQuestionRate     = "questionRate"     // questions asked by the rep per 10 minutes
+	MetricFillerWordRate   = "fillerWordRate"   // filler words per 100 words spoken by the rep
+	MetricKeywordCoverage  = "keywordCoverage"  // percent of the criterion's keywords the rep said, 0–100
+	MetricWordsPerMinute   = "wordsPerMinute"   // the rep's words per minute of the rep's speaking time
+	MetricInteractivity    = "interactivity"    // speaker switches per minute of meeting
+	MetricPatience         = "patience"         // mean seconds between another speaker's end and the rep's start
+)
+
+// Criterion is one scored line of the rubric.
+type Criterion struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Weight      int      `json:"weight"`
+	Metric      string   `json:"metric"`
+	Min         *float64 `json:"min,omitempty"`
+	Max         *float64 `json:"max,omitempty"`
+	Keywords    []string `json:"keywords,omitempty"`
+}
+
+// Rep says which participant is the sales rep being coached. Either field may
+// be empty; see SelectRep for the rule.
+type Rep struct {
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name,omitempty"`
+}
