@@ -1,0 +1,90 @@
+package v1alpha1
+
+// Condition types.
+const (
+	// ReadyCondition is True when the object is valid and usable: for a
+	// WebhookEndpoint, deliveries will be attempted.
+	ReadyCondition = "Ready"
+	// DegradedCondition is True while a WebhookEndpoint keeps failing
+	// deliveries; it warns before the endpoint is disabled. Owned by the receiver.
+	DegradedCondition = "Degraded"
+	// DisabledCondition is True when the receiver stopped delivering to the
+	// endpoint (continuous failures or 410 Gone). Owned by the receiver.
+	DisabledCondition = "Disabled"
+)
+
+// Condition reasons.
+const (
+	ValidReason            = "Valid"
+	SecretNotFoundReason   = "SecretNotFound"
+	SecretKeyMissingReason = "SecretKeyMissing"
+	SecretGeneratedReason  = "SecretGenerated"
+	ServiceNotFoundReason  = "ServiceNotFound"
+	InsecureURLReason      = "InsecureURL"
+	InvalidSpecReason      = "InvalidSpec"
+	SuspendedReason        = "Suspended"
+	ConflictReason         = "Conflict"
+	ProgressingReason      = "Progressing"
+
+	// Receiver-owned reasons.
+	DeliveriesFailingReason = "DeliveriesFailing"
+	DeliveriesHealthyReason = "DeliveriesHealthy"
+	ContinuousFailureReason = "ContinuousFailure"
+	GoneReason              = "EndpointGone"
+	EnabledReason           = "Enabled"
+)
+
+// Finalizer is not used: generated Secrets are garbage-collected through
+// owner references, and nothing else outlives an endpoint in the cluster.
+
+// Annotations that ask the operator to act once. The value identifies the
+// request; a new value asks again. The receiver records the last handled
+// value in status so a request is never handled twice.
+const (
+	// RedeliverAnnotation redelivers one delivery id ("dlv_…"), or every
+	// failed, dead or skipped delivery since a time ("since=2026-01-02T15:04:05Z").
+	RedeliverAnnotation = "platform.mira.io/redeliver"
+	// TestAnnotation sends a webhook.test event to this endpoint regardless of
+	// its subscriptions; any new value sends one.
+	TestAnnotation = "platform.mira.io/test"
+	// RotateSecretAnnotation asks the controller to rotate a generated signing
+	// secret; any new value rotates once.
+	RotateSecretAnnotation = "platform.mira.io/rotate-secret"
+	// EnableAnnotation re-enables an endpoint the receiver disabled; any new
+	// value re-enables once.
+	EnableAnnotation = "platform.mira.io/enable"
+)
+
+// Event types a WebhookEndpoint can subscribe to.
+const (
+	EventReportCompleted        = "report.completed"
+	EventMeetingTranscriptReady = "meeting.transcript_ready"
+	EventMeetingFailed          = "meeting.failed"
+	EventRoleplayCompleted      = "roleplay.completed"
+	// EventWebhookTest is sent by the test annotation and the CLI; it cannot
+	// be subscribed to.
+	EventWebhookTest = "webhook.test"
+	// EventAll subscribes to every event type.
+	EventAll = "*"
+)
+
+// EventTypes lists the subscribable event types.
+var EventTypes = []string{EventReportCompleted, EventMeetingTranscriptReady, EventMeetingFailed, EventRoleplayCompleted}
+
+// Field managers used with server-side apply on the status subresource.
+const (
+	ControllerFieldManager = "mira-controller"
+	ReceiverFieldManager   = "mira-receiver"
+)
+
+// SigningSecretKey is the default key of the signing secret in its Secret.
+const SigningSecretKey = "signingSecret"
+
+// PreviousSigningSecretKey holds the secret that was replaced by a rotation,
+// kept for the grace period so consumers can switch over.
+const PreviousSigningSecretKey = "previousSigningSecret"
+
+// RotatedAtAnnotation on a generated Secret records when it was last rotated
+// (RFC 3339); the receiver keeps signing with the previous secret until the
+// grace period after that time has passed.
+const RotatedAtAnnotation = "platform.mira.io/rotated-at"

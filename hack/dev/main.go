@@ -1,0 +1,211 @@
+// Command dev runs the whole product locally for `make run`: a real
+// kube-apiserver and etcd (compiled into bin/ from Kubernetes' Go modules),
+// the CRDs, the samples, and the operator's processes in the foreground.
+// Ctrl-C stops every process it started.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/mira/mira-operator/internal/manager"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	root, _ := os.Getwd()
+	var (
+		binDir   = flag.String("bin", filepath.Join(root, "bin"), "directory with kube-apiserver, etcd and mira-operator")
+		devDir   = flag.String("dir", filepath.Join(root, "bin", "dev"), "directory for the kubeconfig and local state")
+		samples  = flag.String("samples", filepath.Join(root, "config", "samples"), "directory of sample manifests to apply")
+		crds     = flag.String("crds", filepath.Join(root, "config", "crd", "bases"), "directory of CRDs to install")
+		noManage = flag.Bool("no-manager", false, "only run the control plane")
+	)
+	flag.Parse()
+	if err := os.MkdirAll(*devDir, 0o755); err != nil {
+		return err
+	}
+
+	fmt.Println("==> starting a local control plane (etcd + kube-apiserver from bin/)")
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: *binDir,
+		CRDDirectoryPaths:     []string{*crds},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return fmt.Errorf("start control plane: %w", err)
+	}
+	defer func() {
+		fmt.Println("==> stopping the control plane")
+		_ = env.Stop()
+	}()
+
+	user, err := env.AddUser(envtest.User{Name: "mira-dev", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("create admin user: %w", err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("render kubeconfig: %w", err)
+	}
+	kubeconfig := filepath.Join(*devDir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		return err
+	}
+
+	c, err := client.New(user.Config(), client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := applyDir(ctx, c, *samples)
+	if err != nil {
+		return fmt.Errorf("apply samples: %w", err)
+	}
+	fmt.Printf("==> applied %d sample objects from %s\n", n, *samples)
+	_ = cfg
+
+	fmt.Printf(`
+The control plane is up. In another shell:
+
+    export KUBECONFIG=%s
+    kubectl get webhookendpoints,scoringtemplates -A
+
+Press Ctrl-C to stop everything this command started.
+
+`, kubeconfig)
+
+	if *noManage {
+		<-ctx.Done()
+		return nil
+	}
+	procs := []proc{
+		{name: "manager", args: []string{"manager", "--allow-insecure-urls", "--metrics-bind-address=127.0.0.1:18081", "--health-probe-bind-address=127.0.0.1:18082"}},
+	}
+	return runAll(ctx, filepath.Join(*binDir, "mira-operator"), kubeconfig, procs)
+}
+
+type proc struct {
+	name string
+	args []string
+}
+
+// runAll starts the processes with the kubeconfig, prefixes their output and
+// stops them all (SIGTERM, then SIGKILL after 10 s) when ctx ends or any exits.
+func runAll(ctx context.Context, bin, kubeconfig string, procs []proc) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(procs))
+	for _, p := range procs {
+		cmd := exec.Command(bin, p.args...)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		cmd.Stderr = cmd.Stdout
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start %s: %w", p.name, err)
+		}
+		fmt.Printf("==> started %s (pid %d)\n", p.name, cmd.Process.Pid)
+		wg.Add(1)
+		go prefix(p.name, out, &wg)
+		go func(p proc, cmd *exec.Cmd) {
+			err := cmd.Wait()
+			if ctx.Err() == nil {
+				errs <- fmt.Errorf("%s exited: %v", p.name, err)
+				cancel()
+			}
+		}(p, cmd)
+		go func(cmd *exec.Cmd) {
+			<-ctx.Done()
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			t := time.AfterFunc(10*time.Second, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+			defer t.Stop()
+		}(cmd)
+	}
+	<-ctx.Done()
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func prefix(name string, r io.Reader, wg *sync.WaitGroup) {
+	defer wg.Done()
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	for s.Scan() {
+		fmt.Printf("%-9s| %s\n", name, s.Text())
+	}
+}
+
+// applyDir server-side-applies every YAML document of every *.yaml file
+// (kustomization.yaml excepted) in dir to the default namespace.
+func applyDir(ctx context.Context, c client.Client, dir string) (int, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return n, err
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
+		for {
+			u := &unstructured.Unstructured{}
+			if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return n, fmt.Errorf("%s: %w", f, err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			if u.GetNamespace() == "" && !strings.HasPrefix(u.GetKind(), "Namespace") {
+				u.SetNamespace("default")
+			}
+			if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("mira-dev"), client.ForceOwnership); err != nil {
+				return n, fmt.Errorf("%s: apply %s %s: %w", filepath.Base(f), u.GetKind(), u.GetName(), err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,135 @@
+// Package manager runs the controllers: `mira-operator manager`.
+package manager
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/controllers"
+)
+
+// Options are the manager's flags.
+type Options struct {
+	MetricsAddr        string
+	ProbeAddr          string
+	LeaderElect        bool
+	LeaderElectionID   string
+	LeaderElectionNS   string
+	AllowInsecureURLs  bool
+	WatchNamespace     string
+	MaxConcurrentRecon int
+	SyncPeriod         time.Duration
+}
+
+// Scheme returns the scheme with the built-in and Mira types.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := miraapi.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Main parses flags and runs the manager until SIGINT/SIGTERM.
+func Main(args []string) error {
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	var o Options
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8081", "address the Prometheus metrics endpoint binds to; \"0\" disables it")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8082", "address the /healthz and /readyz probes bind to")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader so that only one manager replica reconciles at a time")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "mira-operator-manager.platform.mira.io", "name of the leader-election Lease")
+	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
+	fs.BoolVar(&o.AllowInsecureURLs, "allow-insecure-urls", false, "let WebhookEndpoints with plain http:// urls become Ready (for local development)")
+	fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "only reconcile objects in this namespace (default: all namespaces)")
+	fs.IntVar(&o.MaxConcurrentRecon, "concurrent", 4, "reconciles run in parallel per kind")
+	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Hour, "how often every object is reconciled even without changes")
+	zapOpts := zap.Options{Development: false}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	mgr, err := New(cfg, o)
+	if err != nil {
+		return err
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := Setup(ctx, mgr, o); err != nil {
+		return err
+	}
+	ctrl.Log.WithName("setup").Info("starting manager", "allowInsecureURLs", o.AllowInsecureURLs, "watchNamespace", o.WatchNamespace)
+	return mgr.Start(ctx)
+}
+
+// New builds a controller-runtime manager for these options.
+func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	cacheOpts := cache.Options{SyncPeriod: &o.SyncPeriod}
+	if o.WatchNamespace != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.WatchNamespace: {}}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  Scheme(),
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        o.LeaderElectionID,
+		LeaderElectionNamespace: o.LeaderElectionNS,
+		// The manager ends its lease on shutdown so a new replica takes over at once.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOpts,
+		Client: client.Options{Cache: &client.CacheOptions{
+			// Secret data is read straight from the API server and never cached.
+			DisableFor: []client.Object{&corev1.Secret{}},
+		}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	return mgr, nil
+}
+
+// Setup registers the reconcilers and health checks on mgr.
+func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
+	if err := (&controllers.WebhookEndpointReconciler{
+		Client:            mgr.GetClient(),
+		APIReader:         mgr.GetAPIReader(),
+		Recorder:          mgr.GetEventRecorder("mira-controller"),
+		AllowInsecureURLs: o.AllowInsecureURLs,
+	}).SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("set up WebhookEndpoint controller: %w", err)
+	}
+	if err := (&controllers.ScoringTemplateReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("mira-controller"),
+	}).SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("set up ScoringTemplate controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("add ready check: %w", err)
+	}
+	return nil
+}
