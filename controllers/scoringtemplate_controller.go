@@ -24,6 +24,8 @@ type ScoringTemplateReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Now      func() time.Time
+	// Concurrency is how many templates reconcile in parallel.
+	Concurrency int
 }
 
 // +kubebuilder:rbac:groups=platform.mira.io,resources=scoringtemplates,verbs=get;list;watch

@@ -8,6 +8,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -52,6 +53,7 @@ func (r *ScoringTemplateReconciler) SetupWithManager(ctx context.Context, mgr ct
 		For(&miraapi.ScoringTemplate{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&miraapi.ScoringTemplate{}, handler.EnqueueRequestsFromMapFunc(r.defaultsInNamespace), builder.WithPredicates(defaultsChanged)).
 		Named("scoringtemplate").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Concurrency)}).
 		Complete(r)
 }
 

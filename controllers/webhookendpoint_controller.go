@@ -42,6 +42,8 @@ type WebhookEndpointReconciler struct {
 	AllowInsecureURLs bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Concurrency is how many endpoints reconcile in parallel.
+	Concurrency int
 }
 
 // +kubebuilder:rbac:groups=platform.mira.io,resources=webhookendpoints,verbs=get;list;watch

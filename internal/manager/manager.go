@@ -116,12 +116,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		APIReader:         mgr.GetAPIReader(),
 		Recorder:          mgr.GetEventRecorder("mira-controller"),
 		AllowInsecureURLs: o.AllowInsecureURLs,
+		Concurrency:       o.MaxConcurrentRecon,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up WebhookEndpoint controller: %w", err)
 	}
 	if err := (&controllers.ScoringTemplateReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("mira-controller"),
+		Client:      mgr.GetClient(),
+		Recorder:    mgr.GetEventRecorder("mira-controller"),
+		Concurrency: o.MaxConcurrentRecon,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up ScoringTemplate controller: %w", err)
 	}
