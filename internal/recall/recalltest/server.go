@@ -1,0 +1,323 @@
+// Package recalltest is a FAKE Recall.ai for tests and demos. It is a local
+// stand-in that speaks Recall's real wire format (the Retrieve Bot answer,
+// both transcript formats, the webhook payloads and their Standard Webhooks
+// signatures) as documented in INTEGRATIONS.md; it is not Recall, talks to
+// nothing outside the process, and implements only what Mira uses:
+//
+//   - GET /api/v1/bot/{id}/             Retrieve Bot (API key required)
+//   - GET /api/v1/bot/{id}/transcript/  legacy transcript (API key required)
+//   - GET /download/transcript/{id}     "pre-signed" current-format transcript
+//     download (no API key; a token in the query string instead)
+//
+// Use NewServer in tests (an httptest server on loopback) or NewAPI for an
+// http.Handler to serve on a port of your choosing.
+package recalltest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultAPIKey is the API key a new fake accepts.
+const DefaultAPIKey = "recalltest-api-key"
+
+// DownloadPath is the path prefix of the fake pre-signed download route.
+const DownloadPath = "/download/transcript/"
+
+// BaseTime is the fixed time the fake's status histories start at, so that
+// answers are deterministic.
+var BaseTime = time.Date(2025, 3, 4, 15, 0, 0, 0, time.UTC)
+
+// Request is one request the fake received.
+type Request struct {
+	// Method is the HTTP method.
+	Method string
+	// Path is the URL path as sent (escaped), e.g. "/api/v1/bot/a%2Fb/".
+	Path string
+	// HasAuth is true when an Authorization header was present (of any value).
+	HasAuth bool
+	// Status is the HTTP status the fake answered with.
+	Status int
+}
+
+type bot struct {
+	id         string
+	metadata   map[string]string
+	transcript []byte
+	legacyOnly bool
+}
+
+type failure struct {
+	prefix     string
+	status     int
+	retryAfter time.Duration
+	remaining  int
+}
+
+// API is the fake Recall.ai REST API as an http.Handler. It is safe for
+// concurrent use.
+type API struct {
+	mu       sync.Mutex
+	apiKey   string
+	bots     map[string]*bot
+	failures []*failure
+	requests []Request
+}
+
+// NewAPI returns a fake API that accepts apiKey (DefaultAPIKey when empty)
+// and knows no bots yet.
+func NewAPI(apiKey string) *API {
+	if apiKey == "" {
+		apiKey = DefaultAPIKey
+	}
+	return &API{apiKey: apiKey, bots: map[string]*bot{}}
+}
+
+// SetAPIKey changes the API key the fake accepts.
+func (a *API) SetAPIKey(key string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.apiKey = key
+}
+
+// AddBot adds (or replaces) a bot. transcript is in the current download
+// format (see Transcript); the legacy route serves it converted. With
+// legacyOnly the bot's recording has no download_url, as for bots whose
+// transcript is only on the legacy route.
+func (a *API) AddBot(id string, metadata map[string]string, transcript []byte, legacyOnly bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.bots[id] = &bot{id: id, metadata: metadata, transcript: transcript, legacyOnly: legacyOnly}
+}
+
+// FailNext makes the next n requests whose path starts with pathPrefix fail
+// with status, sending Retry-After in whole seconds when retryAfter > 0.
+// Failures are served before authentication, like a rate limiter in front of
+// the API. Several FailNext calls queue up in order.
+func (a *API) FailNext(pathPrefix string, status int, retryAfter time.Duration, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failures = append(a.failures, &failure{prefix: pathPrefix, status: status, retryAfter: retryAfter, remaining: n})
+}
+
+// Requests returns a copy of the requests received so far, in order.
+func (a *API) Requests() []Request {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]Request(nil), a.requests...)
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	status := a.serve(w, r)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.requests = append(a.requests, Request{
+		Method:  r.Method,
+		Path:    r.URL.EscapedPath(),
+		HasAuth: r.Header.Get("Authorization") != "",
+		Status:  status,
+	})
+}
+
+// serve answers r and returns the status it wrote.
+func (a *API) serve(w http.ResponseWriter, r *http.Request) int {
+	if f := a.takeFailure(r.URL.Path); f != nil {
+		if f.retryAfter > 0 {
+			secs := int((f.retryAfter + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", fmt.Sprint(secs))
+		}
+		return writeJSON(w, f.status, map[string]string{"detail": "Injected failure."})
+	}
+	if r.Method != http.MethodGet {
+		return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"detail": "Method not allowed."})
+	}
+	// Route on the escaped path so that an id holding an escaped "/" stays
+	// one segment.
+	p := r.URL.EscapedPath()
+	if rest, ok := strings.CutPrefix(p, DownloadPath); ok {
+		id, err := url.PathUnescape(rest)
+		if err != nil {
+			return writeJSON(w, http.StatusNotFound, map[string]string{"detail": "Not found."})
+		}
+		return a.serveDownload(w, r, id)
+	}
+	rest, ok := strings.CutPrefix(p, "/api/v1/bot/")
+	if !ok {
+		return writeJSON(w, http.StatusNotFound, map[string]string{"detail": "Not found."})
+	}
+	if !a.authorized(r) {
+		return writeJSON(w, http.StatusUnauthorized, map[string]string{"detail": "Invalid token."})
+	}
+	rawID, sub, _ := strings.Cut(rest, "/")
+	id, err := url.PathUnescape(rawID)
+	if err != nil {
+		return writeJSON(w, http.StatusNotFound, map[string]string{"detail": "Not found."})
+	}
+	b := a.bot(id)
+	if b == nil {
+		return writeJSON(w, http.StatusNotFound, map[string]string{"detail": "Not found."})
+	}
+	switch sub {
+	case "":
+		return writeJSON(w, http.StatusOK, botJSON(b, baseURL(r)))
+	case "transcript/":
+		legacy, err := legacyTranscript(b.transcript)
+		if err != nil {
+			return writeJSON(w, http.StatusInternalServerError, map[string]string{"detail": "Bad fixture transcript."})
+		}
+		return writeJSON(w, http.StatusOK, legacy)
+	}
+	return writeJSON(w, http.StatusNotFound, map[string]string{"detail": "Not found."})
+}
+
+// serveDownload serves the "pre-signed" transcript download.
+func (a *API) serveDownload(w http.ResponseWriter, r *http.Request, id string) int {
+	b := a.bot(id)
+	if b == nil || b.legacyOnly || r.URL.Query().Get("token") != downloadToken(id) {
+		// S3 answers a bad or expired signature with 403.
+		return writeJSON(w, http.StatusForbidden, map[string]string{"detail": "Request has expired or signature is invalid."})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b.transcript)
+	return http.StatusOK
+}
+
+// takeFailure consumes one injected failure matching p, if any.
+func (a *API) takeFailure(p string) *failure {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, f := range a.failures {
+		if !strings.HasPrefix(p, f.prefix) {
+			continue
+		}
+		f.remaining--
+		if f.remaining <= 0 {
+			a.failures = append(a.failures[:i], a.failures[i+1:]...)
+		}
+		return f
+	}
+	return nil
+}
+
+// authorized accepts "Token <key>" and, as newer docs allow, the bare key.
+func (a *API) authorized(r *http.Request) bool {
+	a.mu.Lock()
+	key := a.apiKey
+	a.mu.Unlock()
+	h := r.Header.Get("Authorization")
+	return h == "Token "+key || h == key
+}
+
+func (a *API) bot(id string) *bot {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.bots[id]
+}
+
+// baseURL is the scheme and host the request was sent to.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// downloadToken is the fake "signature" of a bot's download URL.
+func downloadToken(id string) string {
+	return "fake-presigned-" + url.QueryEscape(id)
+}
+
+// DownloadURL is the download_url the fake hands out for bot id when served
+// at base (e.g. Server.URL).
+func DownloadURL(base, id string) string {
+	return strings.TrimRight(base, "/") + DownloadPath + url.PathEscape(id) + "?token=" + url.QueryEscape(downloadToken(id))
+}
+
+// botJSON renders a Retrieve Bot answer in Recall's shape.
+func botJSON(b *bot, base string) map[string]any {
+	ts := func(d time.Duration) string { return formatTime(BaseTime.Add(d)) }
+	var shortcut any // null when there is no download (legacy-only bot)
+	if !b.legacyOnly {
+		shortcut = map[string]any{
+			"id":     "tr_" + b.id,
+			"status": map[string]any{"code": "done", "sub_code": nil, "updated_at": ts(3 * time.Minute)},
+			"data": map[string]any{
+				"download_url":               DownloadURL(base, b.id),
+				"provider_data_download_url": nil,
+			},
+			"metadata": map[string]any{},
+			"provider": map[string]any{"recallai_streaming": map[string]any{}},
+		}
+	}
+	metadata := b.metadata
+	if metadata == nil {
+		metadata = map[string]string{}
+	}
+	status := func(code string, d time.Duration) map[string]any {
+		return map[string]any{"code": code, "message": nil, "created_at": ts(d), "sub_code": nil}
+	}
+	return map[string]any{
+		"id":          b.id,
+		"meeting_url": map[string]any{"meeting_id": "abc-defg-hij", "platform": "google_meet"},
+		"bot_name":    "Mira Notetaker",
+		"join_at":     nil,
+		"metadata":    metadata,
+		"status_changes": []any{
+			status("joining_call", 0),
+			status("in_call_recording", 30*time.Second),
+			status("call_ended", 2*time.Minute),
+			status("done", 2*time.Minute+5*time.Second),
+		},
+		"recordings": []any{map[string]any{
+			"id":         "rec_" + b.id,
+			"created_at": ts(30 * time.Second),
+			"status":     map[string]any{"code": "done", "sub_code": nil, "updated_at": ts(2 * time.Minute)},
+			"media_shortcuts": map[string]any{
+				"transcript":         shortcut,
+				"video_mixed":        nil,
+				"participant_events": nil,
+			},
+		}},
+	}
+}
+
+// formatTime renders t the way Recall does: "2025-03-04T15:02:11.482913+00:00".
+func formatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000-07:00")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+	return status
+}
+
+// Server is the fake API served by an httptest server on loopback.
+type Server struct {
+	// API configures the fake and records its requests.
+	*API
+	// HTTP is the running server; HTTP.URL is the base URL to give a client.
+	HTTP *httptest.Server
+	// URL is HTTP.URL.
+	URL string
+}
+
+// NewServer starts a fake accepting DefaultAPIKey. Close it when done.
+func NewServer() *Server {
+	api := NewAPI("")
+	srv := httptest.NewServer(api)
+	return &Server{API: api, HTTP: srv, URL: srv.URL}
+}
+
+// Close shuts the server down.
+func (s *Server) Close() { s.HTTP.Close() }
