@@ -52,9 +52,9 @@ func TestParseEvent(t *testing.T) {
 		malforms bool
 	}{
 		{
-			name: "current fatal with sub_code",
-			body: `{"event":"bot.fatal","data":{"data":{"code":"fatal","sub_code":"meeting_not_found","updated_at":"2025-03-04T15:02:11Z"},"bot":{"id":"bot_1","metadata":{}}}}`,
-			want: recall.Event{Type: "bot.fatal", Kind: recall.KindBotStatus, BotID: "bot_1", Code: "fatal", SubCode: "meeting_not_found", UpdatedAt: at, Metadata: map[string]string{}},
+			name:  "current fatal with sub_code",
+			body:  `{"event":"bot.fatal","data":{"data":{"code":"fatal","sub_code":"meeting_not_found","updated_at":"2025-03-04T15:02:11Z"},"bot":{"id":"bot_1","metadata":{}}}}`,
+			want:  recall.Event{Type: "bot.fatal", Kind: recall.KindBotStatus, BotID: "bot_1", Code: "fatal", SubCode: "meeting_not_found", UpdatedAt: at, Metadata: map[string]string{}},
 			fatal: true,
 		},
 		{
@@ -80,9 +80,9 @@ func TestParseEvent(t *testing.T) {
 			done: true,
 		},
 		{
-			name: "legacy fatal with meeting_url as Mira's docs show",
-			body: `{"event":"bot.status_change","data":{"bot_id":"bot_5","meeting_url":"https://meet.google.com/abc-defg-hij","status":{"code":"fatal","sub_code":"bot_kicked_from_call","message":null,"created_at":"2025-03-04T15:02:11Z"}}}`,
-			want: recall.Event{Type: "bot.status_change", Kind: recall.KindBotStatus, BotID: "bot_5", Code: "fatal", SubCode: "bot_kicked_from_call", UpdatedAt: at, Legacy: true},
+			name:  "legacy fatal with meeting_url as Mira's docs show",
+			body:  `{"event":"bot.status_change","data":{"bot_id":"bot_5","meeting_url":"https://meet.google.com/abc-defg-hij","status":{"code":"fatal","sub_code":"bot_kicked_from_call","message":null,"created_at":"2025-03-04T15:02:11Z"}}}`,
+			want:  recall.Event{Type: "bot.status_change", Kind: recall.KindBotStatus, BotID: "bot_5", Code: "fatal", SubCode: "bot_kicked_from_call", UpdatedAt: at, Legacy: true},
 			fatal: true,
 		},
 		{
