@@ -1,0 +1,29 @@
+// Package delivery holds the building blocks of one outgoing webhook attempt:
+// the wire format (BuildBody, NewRequest), outbound address safety (Guard),
+// the HTTP sender (Sender), the retry policy (Policy) and per-endpoint flow
+// control (Breaker, Concurrency, RateLimit).
+//
+// The dispatcher that consumes the queue composes these pieces; nothing here
+// blocks, sleeps or keeps a queue of its own.
+package delivery
+
+import "time"
+
+// Clock tells the time. Tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// systemClock is the real wall clock.
+type systemClock struct{}
+
+// Now returns time.Now().
+func (systemClock) Now() time.Time { return time.Now() }
+
+// clockOrSystem returns c, or the system clock when c is nil.
+func clockOrSystem(c Clock) Clock {
+	if c == nil {
+		return systemClock{}
+	}
+	return c
+}
