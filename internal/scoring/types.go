@@ -1,7 +1,3 @@
-// Package scoring turns a meeting transcript and a ScoringTemplate rubric into
-// a coaching report. It is pure and deterministic: the same input always gives
-// the same report, byte for byte (apart from the generation time the caller
-// passes in).
 package scoring
 
 // Transcript is a provider-neutral transcript: who spoke which words when.
