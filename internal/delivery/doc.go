@@ -4,7 +4,8 @@
 // control (Breaker, Concurrency, RateLimit).
 //
 // The dispatcher that consumes the queue composes these pieces; nothing here
-// blocks, sleeps or keeps a queue of its own.
+// sleeps, waits for a slot or keeps a queue of its own: limits report how
+// long to wait instead.
 package delivery
 
 import "time"

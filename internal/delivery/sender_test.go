@@ -559,3 +559,33 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestSendBoundsResponseHeaders(t *testing.T) {
+	long := strings.Repeat("v", 2*MaxResponseHeaderValueBytes)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		for i := range 40 {
+			w.Header().Set(fmt.Sprintf("X-H%02d", i), "x")
+		}
+		w.Header().Set("Set-Cookie", "session=secret")
+		for range 6 {
+			w.Header().Add("A-Long", long)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	res := newLoopbackSender(t, SenderOptions{}).Send(context.Background(), mustRequest(t, srv.URL, simpleMessage(t), time.Now()), 5*time.Second)
+	if res.Outcome != OutcomeSuccess {
+		t.Fatalf("send: %v", res.Err)
+	}
+	if len(res.Header) != MaxResponseHeaders {
+		t.Fatalf("kept %d header names, want %d", len(res.Header), MaxResponseHeaders)
+	}
+	if _, ok := res.Header["Set-Cookie"]; ok {
+		t.Fatal("Set-Cookie kept")
+	}
+	vs := res.Header["A-Long"]
+	if len(vs) != MaxResponseHeaderValues || len(vs[0]) != MaxResponseHeaderValueBytes {
+		t.Fatalf("A-Long: %d values of %d bytes, want %d of %d", len(vs), len(vs[0]), MaxResponseHeaderValues, MaxResponseHeaderValueBytes)
+	}
+}
