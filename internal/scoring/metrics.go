@@ -184,38 +184,38 @@ func (a *analysis) measure(c Criterion) measured {
 			return measured{0, "nobody spoke for a measurable time", nil}
 		}
 		return measured{rep.seconds / a.totalSeconds * 100,
-			fmt.Sprintf("the rep spoke %.1f s of %.1f s of speech", rep.seconds, a.totalSeconds), nil}
+			fmt.Sprintf("rep spoke %.1f s of %.1f s of speech", rep.seconds, a.totalSeconds), nil}
 	case MetricLongestMonologue:
 		return measured{rep.longestTurn,
-			fmt.Sprintf("longest of the rep's %d turns: %.1f s", rep.turns, rep.longestTurn), nil}
+			fmt.Sprintf("longest of %d rep turns: %.1f s", rep.turns, rep.longestTurn), nil}
 	case MetricQuestionRate:
 		if a.duration == 0 {
-			return measured{0, fmt.Sprintf("the rep asked %d questions; the meeting has no measurable duration", rep.questions), nil}
+			return measured{0, fmt.Sprintf("rep questions: %d; the meeting has no measurable duration", rep.questions), nil}
 		}
 		return measured{float64(rep.questions) / (a.duration / 600),
-			fmt.Sprintf("the rep asked %d questions in %.1f minutes", rep.questions, a.duration/60), nil}
+			fmt.Sprintf("rep questions: %d in %.1f minutes", rep.questions, a.duration/60), nil}
 	case MetricFillerWordRate:
 		n := a.fillers()
 		if rep.words == 0 {
-			return measured{0, "the rep said no words", nil}
+			return measured{0, "rep said no words", nil}
 		}
 		return measured{float64(n) / float64(rep.words) * 100,
-			fmt.Sprintf("%d filler words in %d words", n, rep.words), nil}
+			fmt.Sprintf("filler words: %d of %d rep words", n, rep.words), nil}
 	case MetricKeywordCoverage:
 		return a.keywordCoverage(c.Keywords)
 	case MetricWordsPerMinute:
 		if rep.seconds == 0 {
-			return measured{0, fmt.Sprintf("the rep said %d words in no measurable time", rep.words), nil}
+			return measured{0, fmt.Sprintf("rep words: %d in no measurable speaking time", rep.words), nil}
 		}
 		return measured{float64(rep.words) / (rep.seconds / 60),
-			fmt.Sprintf("%d words in %.1f s of speaking", rep.words, rep.seconds), nil}
+			fmt.Sprintf("rep words: %d in %.1f s of speaking", rep.words, rep.seconds), nil}
 	case MetricInteractivity:
 		switches := max(0, len(a.turns)-1)
 		if a.duration == 0 {
-			return measured{0, fmt.Sprintf("%d speaker switches; the meeting has no measurable duration", switches), nil}
+			return measured{0, fmt.Sprintf("speaker switches: %d; the meeting has no measurable duration", switches), nil}
 		}
 		return measured{float64(switches) / (a.duration / 60),
-			fmt.Sprintf("%d speaker switches in %.1f minutes", switches, a.duration/60), nil}
+			fmt.Sprintf("speaker switches: %d in %.1f minutes", switches, a.duration/60), nil}
 	case MetricPatience:
 		var sum float64
 		var n int
@@ -226,10 +226,10 @@ func (a *analysis) measure(c Criterion) measured {
 			}
 		}
 		if n == 0 {
-			return measured{0, "the rep never spoke right after another speaker", nil}
+			return measured{0, "rep never spoke right after another speaker", nil}
 		}
 		return measured{sum / float64(n),
-			fmt.Sprintf("mean of %d gaps before the rep's turns", n), nil}
+			fmt.Sprintf("mean of %d gaps before rep turns that follow another speaker", n), nil}
 	}
 	panic("scoring: unvalidated metric " + c.Metric) // validate rejects unknown metrics
 }
@@ -287,7 +287,7 @@ func (a *analysis) keywordCoverage(keywords []string) measured {
 	}
 	// validate guarantees total > 0.
 	return measured{float64(len(ev.Found)) / float64(total) * 100,
-		fmt.Sprintf("the rep said %d of %d keywords", len(ev.Found), total), ev}
+		fmt.Sprintf("rep said %d of %d keywords", len(ev.Found), total), ev}
 }
 
 // repSaid reports whether the rep said the words of phrase consecutively
