@@ -1,0 +1,243 @@
+// Command bench runs the operator's benchmarks ("suites") and writes their
+// figures into a markdown file: `make bench`, or
+//
+//	go run ./hack/bench -out docs/benchmarks.md [-only controller,delivery]
+//
+// Each suite owns the part of the file between
+// <!-- bench:NAME:start --> and <!-- bench:NAME:end -->; a run rewrites only
+// the sections of the suites it ran (and the header), so suites measured at
+// different times keep their figures. Text outside the markers is kept.
+// To add a suite, add one file to this package that calls Register from
+// init(); see Suite.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+)
+
+const headerName = "header"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		out    = flag.String("out", "", "markdown file to update (only the sections of the suites run are rewritten); empty prints to stdout")
+		only   = flag.String("only", "", "comma-separated suites to run (default: all); known: "+strings.Join(suiteNames(), ", "))
+		strict = flag.Bool("strict", false, "exit non-zero when a goal is missed")
+	)
+	flag.Parse()
+	// controller-runtime and client-go log through this; keep errors only.
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel), zap.WriteTo(os.Stderr)))
+
+	selected, err := selectSuites(*only)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := currentMachine()
+	blocks := map[string]string{headerName: renderHeader(m)}
+	var order []string
+	var failed []string
+	missed := 0
+	for _, s := range selected {
+		fmt.Fprintf(os.Stderr, "==> %s\n", s.Name)
+		start := time.Now()
+		sec, err := s.Run(ctx)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "==> %s failed after %s: %v (its previous section is kept)\n", s.Name, time.Since(start).Round(time.Second), err)
+			failed = append(failed, s.Name)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		for _, g := range sec.Goals {
+			if !g.Pass {
+				missed++
+			}
+		}
+		fmt.Fprintf(os.Stderr, "==> %s done in %s\n", s.Name, time.Since(start).Round(time.Second))
+		blocks[s.Name] = renderSection(s, sec, m)
+		order = append(order, s.Name)
+	}
+
+	if *out == "" {
+		fmt.Print(blocks[headerName])
+		for _, n := range order {
+			fmt.Print("\n" + blocks[n])
+		}
+	} else if len(order) > 0 {
+		old, err := os.ReadFile(*out)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		updated, err := splice(string(old), append([]string{headerName}, order...), blocks)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *out, err)
+		}
+		if err := os.WriteFile(*out, []byte(updated), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "==> wrote %s (%s)\n", *out, strings.Join(order, ", "))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("suites failed: %s", strings.Join(failed, ", "))
+	}
+	if *strict && missed > 0 {
+		return fmt.Errorf("%d goal(s) missed", missed)
+	}
+	return nil
+}
+
+func selectSuites(only string) ([]Suite, error) {
+	if only == "" {
+		var all []Suite
+		for _, n := range suiteNames() {
+			all = append(all, suites[n])
+		}
+		return all, nil
+	}
+	var sel []Suite
+	seen := map[string]bool{}
+	for _, n := range strings.Split(only, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" || seen[n] {
+			continue
+		}
+		s, ok := suites[n]
+		if !ok {
+			return nil, fmt.Errorf("unknown suite %q (known: %s)", n, strings.Join(suiteNames(), ", "))
+		}
+		seen[n] = true
+		sel = append(sel, s)
+	}
+	if len(sel) == 0 {
+		return nil, errors.New("-only names no suite")
+	}
+	return sel, nil
+}
+
+// machine describes where a run happened.
+type machine struct {
+	CPUs      int
+	OS, Arch  string
+	GoVersion string
+	Date      time.Time
+	LoadAvg   string // 1, 5, 15 minutes at the start; empty when unknown
+}
+
+func currentMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, GoVersion: runtime.Version(), Date: time.Now().UTC()}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.LoadAvg = strings.Join(f[:3], " / ")
+		}
+	}
+	return m
+}
+
+func (m machine) String() string {
+	s := fmt.Sprintf("%d CPUs, %s/%s, %s, %s", m.CPUs, m.OS, m.Arch, m.GoVersion, m.Date.Format("2006-01-02 15:04 MST"))
+	if m.LoadAvg != "" {
+		s += ", load average " + m.LoadAvg + " at start"
+	}
+	return s
+}
+
+func startMarker(name string) string { return "<!-- bench:" + name + ":start -->" }
+func endMarker(name string) string   { return "<!-- bench:" + name + ":end -->" }
+
+func renderHeader(m machine) string {
+	var b strings.Builder
+	b.WriteString(startMarker(headerName) + "\n")
+	b.WriteString("# Benchmarks\n\n")
+	b.WriteString("Generated by `hack/bench`; do not edit between the `bench:` markers (text outside them is kept).\n\n")
+	fmt.Fprintf(&b, "- Last run: %s.\n", m)
+	b.WriteString("- Rerun everything: `make bench` (= `go run ./hack/bench -out docs/benchmarks.md`, with `KUBEBUILDER_ASSETS=bin`).\n")
+	b.WriteString("- Rerun some suites: `go run ./hack/bench -out docs/benchmarks.md -only NAME[,NAME]`; only their sections are rewritten.\n")
+	fmt.Fprintf(&b, "- Suites: %s. Each section names the machine and date it was measured on.\n", strings.Join(suiteNames(), ", "))
+	b.WriteString("- Add a suite: one file in `hack/bench/` whose `init()` calls `Register(Suite{Name, Title, Run})`; its section appears here on its first run.\n")
+	b.WriteString(endMarker(headerName) + "\n")
+	return b.String()
+}
+
+func renderSection(s Suite, sec Section, m machine) string {
+	var b strings.Builder
+	b.WriteString(startMarker(s.Name) + "\n")
+	fmt.Fprintf(&b, "## %s\n\n", s.Title)
+	fmt.Fprintf(&b, "_Suite `%s`, measured on %s. Rerun: `go run ./hack/bench -out docs/benchmarks.md -only %s`._\n\n", s.Name, m, s.Name)
+	b.WriteString(strings.TrimSpace(sec.Body) + "\n")
+	if len(sec.Goals) > 0 {
+		b.WriteString("\n**Goals**\n\n")
+		for _, g := range sec.Goals {
+			verdict := "FAIL"
+			if g.Pass {
+				verdict = "PASS"
+			}
+			fmt.Fprintf(&b, "- **%s** %s — measured %s\n", verdict, g.Text, g.Measured)
+		}
+	}
+	b.WriteString(endMarker(s.Name) + "\n")
+	return b.String()
+}
+
+// splice replaces, in doc, the block of each name (markers included) with
+// blocks[name]; a block not yet in doc is appended. Everything else in doc is
+// kept byte for byte.
+func splice(doc string, names []string, blocks map[string]string) (string, error) {
+	for _, n := range names {
+		block := blocks[n]
+		start, end := startMarker(n), endMarker(n)
+		i := strings.Index(doc, start)
+		if i < 0 {
+			if strings.Contains(doc, end) {
+				return "", fmt.Errorf("marker %s without %s", end, start)
+			}
+			switch {
+			case doc == "":
+			case strings.HasSuffix(doc, "\n\n"):
+			case strings.HasSuffix(doc, "\n"):
+				doc += "\n"
+			default:
+				doc += "\n\n"
+			}
+			doc += block
+			continue
+		}
+		if strings.Count(doc, start) > 1 {
+			return "", fmt.Errorf("marker %s appears more than once", start)
+		}
+		j := strings.Index(doc[i:], end)
+		if j < 0 {
+			return "", fmt.Errorf("marker %s without %s", start, end)
+		}
+		j += i + len(end)
+		// The block ends with a newline; so does the replaced one when it had one.
+		if j < len(doc) && doc[j] == '\n' {
+			j++
+		}
+		doc = doc[:i] + block + doc[j:]
+	}
+	return doc, nil
+}
