@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"type", "outcome"}),
 		paymentFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mira_billing_payment_failures_total",
-			Help: "Distinct invoice.payment_failed events (applied or stale, not duplicates).",
+			Help: "invoice.payment_failed events applied to billing state (duplicates and stale redeliveries are not counted).",
 		}),
 	}
 	if reg == nil {

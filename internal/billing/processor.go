@@ -95,7 +95,7 @@ func (p *Processor) Apply(ctx context.Context, ev stripe.Event) (Outcome, error)
 	}
 	typ := string(ev.Type)
 	p.metrics.events.WithLabelValues(typeLabel(typ), string(out)).Inc()
-	if typ == "invoice.payment_failed" && (out == OutcomeApplied || out == OutcomeStale) {
+	if typ == "invoice.payment_failed" && out == OutcomeApplied {
 		p.metrics.paymentFailures.Inc()
 	}
 	return out, err
