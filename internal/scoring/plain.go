@@ -38,8 +38,8 @@ type plainEntry struct {
 // spans start + (end−start)·i/n to start + (end−start)·(i+1)/n.
 //
 // It rejects input that is not a JSON array of objects, an entry with an
-// empty speaker, a missing, negative or non-finite start or end, end before
-// start, more than MaxPlainEntries entries or more than MaxPlainWords words.
+// empty speaker, a missing, negative or non-finite start or end, an end past
+// MaxTimeSeconds, end before start, more than MaxPlainEntries entries or more than MaxPlainWords words.
 // Unknown fields are ignored.
 func ParsePlain(raw []byte) (Transcript, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -66,8 +66,8 @@ func ParsePlain(raw []byte) (Transcript, error) {
 			return Transcript{}, fmt.Errorf("plain transcript entry %d: speaker is empty", i)
 		case e.Start == nil || e.End == nil:
 			return Transcript{}, fmt.Errorf("plain transcript entry %d: start and end are required", i)
-		case !finite(*e.Start) || !finite(*e.End):
-			return Transcript{}, fmt.Errorf("plain transcript entry %d: times must be finite", i)
+		case !finite(*e.Start) || !finite(*e.End) || *e.End > MaxTimeSeconds:
+			return Transcript{}, fmt.Errorf("plain transcript entry %d: times must be finite and at most %g s", i, float64(MaxTimeSeconds))
 		case *e.Start < 0:
 			return Transcript{}, fmt.Errorf("plain transcript entry %d: start %v is negative", i, *e.Start)
 		case *e.End < *e.Start:
@@ -79,17 +79,14 @@ func ParsePlain(raw []byte) (Transcript, error) {
 			return Transcript{}, fmt.Errorf("%w: more than %d words", ErrPlainTooLarge, MaxPlainWords)
 		}
 		seg := Segment{SpeakerID: speaker, SpeakerName: speaker, Words: make([]Word, len(fields))}
-		start, span, n := *e.Start, *e.End-*e.Start, float64(len(fields))
+		start, end, n := *e.Start, *e.End, float64(len(fields))
+		at := func(k int) float64 { return min(end, start+(end-start)*(float64(k)/n)) }
 		for j, f := range fields {
-			seg.Words[j] = Word{
-				Text:  f,
-				Start: start + span*float64(j)/n,
-				End:   start + span*float64(j+1)/n,
-			}
+			seg.Words[j] = Word{Text: f, Start: at(j), End: at(j + 1)}
 		}
 		if len(fields) > 0 {
 			// Pin the last word to the entry's end so rounding cannot move it.
-			seg.Words[len(fields)-1].End = *e.End
+			seg.Words[len(fields)-1].End = end
 		}
 		out.Segments = append(out.Segments, seg)
 	}

@@ -140,6 +140,10 @@ type RepSelection struct {
 	Rule string `json:"rule"`
 }
 
+// MaxTimeSeconds bounds word times (about 31 years), so that sums of
+// durations stay finite. Score rejects words outside ±MaxTimeSeconds.
+const MaxTimeSeconds = 1e9
+
 // ErrInvalidInput is wrapped by every Score error about its input (as
 // opposed to ErrNoRep, which is about the transcript's participants).
 var ErrInvalidInput = errors.New("invalid scoring input")
@@ -158,7 +162,7 @@ func ReportID(subjectID, templateNamespace, templateName string) string {
 // SelectRep and returns the report. It fails with ErrInvalidInput on a bad
 // input (no subject, a zero GeneratedAt, no criteria, weights that do not sum
 // to 100, an unknown metric, a bad target range, keywords missing or
-// misplaced, non-finite word times) and with ErrNoRep when no participant is
+// misplaced, word times that are not finite or beyond MaxTimeSeconds) and with ErrNoRep when no participant is
 // the rep.
 func Score(in Input) (*Report, error) {
 	if err := validate(in); err != nil {
@@ -316,8 +320,8 @@ func validate(in Input) error {
 	}
 	for i, s := range in.Transcript.Segments {
 		for j, w := range s.Words {
-			if !finite(w.Start) || !finite(w.End) {
-				return bad("segment %d word %d has a non-finite time", i, j)
+			if !finite(w.Start) || !finite(w.End) || math.Abs(w.Start) > MaxTimeSeconds || math.Abs(w.End) > MaxTimeSeconds {
+				return bad("segment %d word %d has a time that is not a finite number within ±%g s", i, j, float64(MaxTimeSeconds))
 			}
 		}
 	}

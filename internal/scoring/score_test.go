@@ -232,7 +232,9 @@ func TestScoreRejects(t *testing.T) {
 		{"keywords missing", func(in *Input) { in.Template.Criteria[4].Keywords = nil }, `criterion "keywords" measures keywordCoverage but has no keywords`},
 		{"keyword of punctuation", func(in *Input) { in.Template.Criteria[4].Keywords = []string{"ok", " ?! "} }, `criterion "keywords" keyword " ?! " has no letters or digits`},
 		{"keywords on another metric", func(in *Input) { in.Template.Criteria[0].Keywords = []string{"x"} }, `criterion "talk" has keywords but measures talkRatio`},
-		{"non-finite time", func(in *Input) { in.Transcript.Segments[2].Words[1].End = math.Inf(1) }, "segment 2 word 1 has a non-finite time"},
+		{"non-finite time", func(in *Input) { in.Transcript.Segments[2].Words[1].End = math.Inf(1) }, "segment 2 word 1 has a time that is not a finite number within ±1e+09 s"},
+		{"NaN time", func(in *Input) { in.Transcript.Segments[0].Words[0].Start = math.NaN() }, "segment 0 word 0 has a time that is not a finite"},
+		{"time too far", func(in *Input) { in.Transcript.Segments[0].Words[0].Start = -1.5e9 }, "segment 0 word 0 has a time that is not a finite"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
