@@ -121,7 +121,8 @@ func (p *Processor) apply(ctx context.Context, ev stripe.Event) (Outcome, error)
 		}
 		if err == nil && userID != "" {
 			// Link the user first: it is idempotent, so a crash before the
-			// customer write is repaired by the redelivery.
+			// customer write is repaired by the redelivery. A stale
+			// checkout still links: the user did pay for that customer.
 			if err := p.linkUser(ctx, userID, ch.customerID); err != nil {
 				return "", err
 			}

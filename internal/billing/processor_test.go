@@ -528,3 +528,39 @@ func TestConflictRetriesAreBounded(t *testing.T) {
 		t.Fatalf("write attempts = %d, want %d", calls, maxAttempts)
 	}
 }
+
+// TestApplyFixture runs the INTEGRATIONS.md event through the real verifier
+// and the processor.
+func TestApplyFixture(t *testing.T) {
+	v, err := NewVerifier(VerifierOptions{
+		Secret:    fixtureSecret,
+		Tolerance: time.Since(time.Unix(fixtureTimestamp, 0)) + time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := v.Verify([]byte(fixtureBody), fmt.Sprintf("t=%d,v1=%s", fixtureTimestamp, fixtureV1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p := newProcessor(t, newBucket(t), nil)
+	if out, err := p.Apply(ctx, ev); out != OutcomeApplied || err != nil {
+		t.Fatalf("Apply(fixture) = %s, %v", out, err)
+	}
+	c, err := p.Customer(ctx, "cus_RfixtureCust01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Customer{
+		ID: "cus_RfixtureCust01",
+		Invoice: &Invoice{ID: "in_1QzFixtureInv01", Status: "open", AmountDue: 2900, AmountPaid: 0, AttemptCount: 1,
+			NextPaymentAttempt: 1741359800, HostedInvoiceURL: "https://invoice.stripe.com/i/acct_fixture/test_fixture01", Currency: "usd"},
+		ActionRequired: true,
+		Updated:        map[string]int64{"invoice": 1741100598},
+		LastEventID:    "evt_1QzFixtureA0001", RecentEventIDs: []string{"evt_1QzFixtureA0001"}, UpdatedAt: at(1),
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("customer state:\n got  %s\n want %s", dump(c), dump(want))
+	}
+}

@@ -58,7 +58,10 @@ type Customer struct {
 	ActionRequired bool `json:"action_required,omitempty"`
 	// Updated maps an object name (ObjectCheckout, ObjectSubscription,
 	// ObjectInvoice) to the Stripe `created` time (unix seconds) of the last
-	// event applied for it. Older events for that object are stale.
+	// event applied for it. Older events for that object are stale. As
+	// `created` has one-second resolution, an event of the same second
+	// applies, except that an update cannot revive a subscription that a
+	// deletion of that second canceled.
 	Updated map[string]int64 `json:"updated,omitempty"`
 	// LastEventID is the id of the last event applied.
 	LastEventID string `json:"last_event_id,omitempty"`
