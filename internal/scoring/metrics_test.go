@@ -63,6 +63,14 @@ func TestMetrics(t *testing.T) {
 		{SpeakerID: "c", Words: []Word{w("yes", 4, 5)}},
 		{SpeakerID: "r", Words: []Word{w("know", 5, 6), w("of", 6, 7)}},
 	}}
+	// gapped: an empty segment of "c" between two "r" segments is ignored, so
+	// the turns are r [0,3] and c [3,4]: 1 switch in 4 s → 1 / (4/60) = 15.
+	gapped := Transcript{Segments: []Segment{
+		{SpeakerID: "r", Words: []Word{w("a", 0, 1)}},
+		{SpeakerID: "c"},
+		{SpeakerID: "r", Words: []Word{w("b", 2, 3)}},
+		{SpeakerID: "c", Words: []Word{w("c", 3, 4)}},
+	}}
 	tests := []struct {
 		name     string
 		t        Transcript
@@ -103,6 +111,8 @@ func TestMetrics(t *testing.T) {
 		{"wordsPerMinute no speaking time", silentRep, "h", Criterion{Metric: MetricWordsPerMinute}, 0, "rep words: 0 in no measurable speaking time", nil},
 		// 5 switches / 0.5 min = 10
 		{"interactivity", call(), "r", Criterion{Metric: MetricInteractivity}, 10, "speaker switches: 5 in 0.5 minutes", nil},
+		{"interactivity empty segment ignored", gapped, "r", Criterion{Metric: MetricInteractivity}, 15, "speaker switches: 1 in 0.1 minutes", nil},
+		{"longestMonologue empty segment ignored", gapped, "r", Criterion{Metric: MetricLongestMonologue}, 3, "longest of 1 rep turns: 3.0 s", nil},
 		{"interactivity no duration", nothing, "h", Criterion{Metric: MetricInteractivity}, 0, "speaker switches: 0; the meeting has no measurable duration", nil},
 		// gaps 12.5 − 12 = 0.5 and 21.5 − 22 = −0.5 → 0; mean 0.25
 		{"patience", call(), "r", Criterion{Metric: MetricPatience}, 0.25, "mean of 2 gaps before rep turns that follow another speaker", nil},
