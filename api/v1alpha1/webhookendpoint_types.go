@@ -194,9 +194,10 @@ type BackoffPolicy struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="backoff.max must be between 1s and 24h"
 	Max *metav1.Duration `json:"max,omitempty"`
 
-	// Jitter in percent, 0 to 100. Default 20.
+	// Jitter in percent, 1 to 100. Default 20. It cannot be switched off:
+	// without it, deliveries that failed together retry together.
 	// +optional
-	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	Jitter *int32 `json:"jitter,omitempty"`
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mira/mira-operator/internal/manager"
+	"github.com/mira/mira-operator/internal/receiver"
 )
 
 type command struct {
@@ -20,6 +21,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"manager", "run the controllers (WebhookEndpoint, ScoringTemplate)", manager.Main},
+		{"receiver", "run the data plane: inbound webhooks, events, signed deliveries, status", receiver.Main},
 	}
 }
 

@@ -1,0 +1,181 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the streams, consumers and buckets the receiver uses.
+const (
+	// EventsStream holds every Mira event (subject mira.events.<type>), with
+	// the event id as message id so a republished event is dropped.
+	EventsStream   = "MIRA_EVENTS"
+	EventsSubject  = "mira.events"
+	FanoutConsumer = "fanout"
+
+	// DeliveriesStream holds one message per (event, endpoint) delivery
+	// (subject mira.deliveries.<endpoint uid>), with the delivery id as
+	// message id. Retries are delayed redeliveries of the same message.
+	DeliveriesStream  = "MIRA_DELIVERIES"
+	DeliveriesSubject = "mira.deliveries"
+	DispatchConsumer  = "dispatch"
+
+	// InboundStream holds verified inbound webhooks (Recall, Stripe,
+	// roleplays) until the pipeline has processed them.
+	InboundStream    = "MIRA_INBOUND"
+	InboundSubject   = "mira.inbound"
+	PipelineConsumer = "pipeline"
+
+	// DeliveryLogBucket keeps every delivery's attempts, key
+	// "<endpoint uid>.<delivery id>", for the configured retention.
+	DeliveryLogBucket = "mira-delivery-log"
+	// EndpointStatsBucket keeps each endpoint's delivery counters so they
+	// survive restarts, key "<endpoint uid>".
+	EndpointStatsBucket = "mira-endpoint-stats"
+	// ReportsBucket keeps coaching reports, key "<report id>".
+	ReportsBucket = "mira-reports"
+	// StateBucket keeps the pipeline's small state (meetings, roleplays).
+	StateBucket = "mira-state"
+)
+
+// Config sizes the streams and buckets.
+type Config struct {
+	// Replicas for every stream and bucket: 1 embedded, 3 on a cluster.
+	Replicas int
+	// Retention of events, deliveries and the delivery log.
+	Retention time.Duration
+	// DuplicateWindow is how long message ids are remembered for dedupe.
+	DuplicateWindow time.Duration
+	// MaxAckPending bounds deliveries in flight or waiting for a retry.
+	MaxAckPending int
+	// AckWait is how long a fetched message may stay unacknowledged before
+	// it is redelivered (must exceed the longest attempt timeout).
+	AckWait time.Duration
+	// MaxBytes bounds each stream's size; 0 means unlimited.
+	MaxBytes int64
+}
+
+// WithDefaults fills zero fields.
+func (c Config) WithDefaults() Config {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Retention == 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 24 * time.Hour
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 200_000
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 2 * time.Minute
+	}
+	return c
+}
+
+// Ensure creates or updates the streams, consumers and buckets. It is
+// idempotent and safe to run from several receivers at once.
+func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
+	c = c.WithDefaults()
+	streams := []jetstream.StreamConfig{
+		{Name: EventsStream, Subjects: []string{EventsSubject + ".>"}},
+		{Name: DeliveriesStream, Subjects: []string{DeliveriesSubject + ".>"}},
+		{Name: InboundStream, Subjects: []string{InboundSubject + ".>"}},
+	}
+	for _, s := range streams {
+		s.Storage = jetstream.FileStorage
+		s.Replicas = c.Replicas
+		s.MaxAge = c.Retention
+		s.Duplicates = c.DuplicateWindow
+		s.MaxBytes = c.MaxBytes
+		s.Discard = jetstream.DiscardNew
+		if s.MaxBytes == 0 {
+			s.MaxBytes = -1
+		}
+		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
+			return fmt.Errorf("create stream %s: %w", s.Name, err)
+		}
+	}
+	consumers := []struct {
+		stream string
+		cfg    jetstream.ConsumerConfig
+	}{
+		{EventsStream, jetstream.ConsumerConfig{Durable: FanoutConsumer, MaxAckPending: 10_000}},
+		{DeliveriesStream, jetstream.ConsumerConfig{Durable: DispatchConsumer, MaxAckPending: c.MaxAckPending}},
+		{InboundStream, jetstream.ConsumerConfig{Durable: PipelineConsumer, MaxAckPending: 1_000}},
+	}
+	for _, cc := range consumers {
+		cc.cfg.AckPolicy = jetstream.AckExplicitPolicy
+		cc.cfg.AckWait = c.AckWait
+		cc.cfg.MaxDeliver = -1
+		cc.cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+		cc.cfg.Replicas = c.Replicas
+		if _, err := js.CreateOrUpdateConsumer(ctx, cc.stream, cc.cfg); err != nil {
+			return fmt.Errorf("create consumer %s on %s: %w", cc.cfg.Durable, cc.stream, err)
+		}
+	}
+	buckets := []jetstream.KeyValueConfig{
+		{Bucket: DeliveryLogBucket, TTL: c.Retention, Description: "delivery attempts"},
+		{Bucket: EndpointStatsBucket, Description: "per-endpoint delivery counters"},
+		{Bucket: ReportsBucket, TTL: c.Retention * 52, Description: "coaching reports"},
+		{Bucket: StateBucket, Description: "pipeline state"},
+	}
+	for _, b := range buckets {
+		b.Storage = jetstream.FileStorage
+		b.Replicas = c.Replicas
+		b.History = 1
+		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
+			return fmt.Errorf("create bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// Connect opens a connection to an external NATS cluster that retries
+// forever on disconnects, so a restarting NATS node never stops the receiver.
+func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	base := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+	}
+	nc, err := nats.Connect(url, append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+// redactURL drops credentials from a NATS URL list before it is logged.
+func redactURL(u string) string {
+	out := []byte{}
+	skip := false
+	for i := 0; i < len(u); i++ {
+		switch {
+		case u[i] == '/' && i+1 < len(u) && u[i+1] == '/':
+			out = append(out, '/', '/')
+			i++
+			// Drop "user:pass@" if present before the next '/', ',' or end.
+			rest := u[i+1:]
+			for j := 0; j < len(rest) && rest[j] != '/' && rest[j] != ','; j++ {
+				if rest[j] == '@' {
+					out = append(out, "***@"...)
+					i += j + 1
+					break
+				}
+			}
+		default:
+			if !skip {
+				out = append(out, u[i])
+			}
+		}
+	}
+	return string(out)
+}

@@ -1,0 +1,145 @@
+package receiver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+)
+
+// Actions handles the action annotations of WebhookEndpoints: redeliver,
+// test and enable. Each annotation value is acted on once; the handled
+// value is recorded in status.
+type Actions struct {
+	client.Client
+	JS        jetstream.JetStream
+	Publisher *Publisher
+	Registry  *Registry
+	Log       *LogStore
+	Status    *StatusWriter
+	Recorder  events.EventRecorder
+	Now       func() time.Time
+}
+
+// SetupWithManager registers the handler for annotation and spec changes.
+func (a *Actions) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&miraapi.WebhookEndpoint{}, builder.WithPredicates(predicate.Or(predicate.AnnotationChangedPredicate{}, predicate.GenerationChangedPredicate{}))).
+		Named("webhookendpoint-actions").
+		Complete(a)
+}
+
+// Reconcile acts on new annotation values.
+func (a *Actions) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// Read from the cache rather than the registry: the registry's informer
+	// handler may not have seen this update yet.
+	obj := &miraapi.WebhookEndpoint{}
+	if err := a.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	e := a.Registry.Observe(obj)
+	// A spec change re-enables a disabled endpoint (Disabled checks it).
+	a.Status.Disabled(ctx, e)
+	ann := obj.Annotations
+	if v := ann[miraapi.EnableAnnotation]; v != "" && v != a.Status.Handled(ctx, e, miraapi.EnableAnnotation) {
+		a.Status.Enable(ctx, e, v)
+	}
+	if v := ann[miraapi.TestAnnotation]; v != "" && v != a.Status.Handled(ctx, e, miraapi.TestAnnotation) {
+		id, err := a.SendTest(ctx, e, v)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		a.Status.SetHandled(ctx, e, miraapi.TestAnnotation, v)
+		a.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "TestQueued", "Test", "queued a webhook.test event %s", id)
+	}
+	if v := ann[miraapi.RedeliverAnnotation]; v != "" && v != a.Status.Handled(ctx, e, miraapi.RedeliverAnnotation) {
+		n, err := a.Redeliver(ctx, e, v)
+		if err != nil {
+			if isBadRequest(err) {
+				a.Status.SetHandled(ctx, e, miraapi.RedeliverAnnotation, v)
+				a.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "RedeliverRefused", "Redeliver", "%s", err.Error())
+				return ctrl.Result{}, nil
+			}
+			return ctrl.Result{}, err
+		}
+		a.Status.SetHandled(ctx, e, miraapi.RedeliverAnnotation, v)
+		a.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Redelivered", "Redeliver", "queued %d deliveries again (%s)", n, v)
+	}
+	return ctrl.Result{}, nil
+}
+
+// SendTest queues a webhook.test event for this endpoint only. The event id
+// derives from the request so a repeated request queues nothing new.
+func (a *Actions) SendTest(ctx context.Context, e *Endpoint, request string) (string, error) {
+	obj := e.Object()
+	now := a.now()
+	data, _ := json.Marshal(map[string]string{
+		"endpoint": obj.Namespace + "/" + obj.Name,
+		"message":  "test event from Mira; no action needed",
+		"request":  request,
+	})
+	ev := Event{ID: DerivedEventID("webhook.test", string(e.UID), request), Type: miraapi.EventWebhookTest, Data: data, Time: now, Only: string(e.UID)}
+	return ev.ID, a.Publisher.Publish(ctx, ev)
+}
+
+type badRequest struct{ error }
+
+func isBadRequest(err error) bool {
+	_, ok := err.(badRequest)
+	return ok
+}
+
+// Redeliver queues one delivery id again, or with "since=<RFC 3339>" every
+// retrying, dead or skipped delivery created since then. It returns how many
+// it queued.
+func (a *Actions) Redeliver(ctx context.Context, e *Endpoint, value string) (int, error) {
+	if since, ok := strings.CutPrefix(value, "since="); ok {
+		t, err := time.Parse(time.RFC3339, since)
+		if err != nil {
+			return 0, badRequest{fmt.Errorf("redeliver %q: since must be an RFC 3339 time", value)}
+		}
+		n := 0
+		cursor := ""
+		for {
+			page, next, err := a.Log.List(ctx, string(e.UID), ListOptions{
+				States: []string{StateRetrying, StateDead, StateSkipped}, Since: t, Limit: 500, After: cursor,
+			})
+			if err != nil {
+				return n, err
+			}
+			for i := range page {
+				if err := Requeue(ctx, a.JS, &page[i]); err != nil {
+					return n, err
+				}
+				n++
+			}
+			if next == "" {
+				return n, nil
+			}
+			cursor = next
+		}
+	}
+	rec, err := a.Log.Find(ctx, value)
+	if err != nil || rec.UID != string(e.UID) {
+		return 0, badRequest{fmt.Errorf("redeliver %q: no such delivery for this endpoint", value)}
+	}
+	return 1, Requeue(ctx, a.JS, rec)
+}
+
+func (a *Actions) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,5 @@
+package receiver_test
+
+import "flag"
+
+func flagSetForDefaults() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }

@@ -1,0 +1,412 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/delivery"
+	mgrpkg "github.com/mira/mira-operator/internal/manager"
+	"github.com/mira/mira-operator/internal/queue"
+)
+
+// Options are the receiver's flags.
+type Options struct {
+	Listen             string
+	MetricsAddr        string
+	DataDir            string
+	NATSURL            string
+	IntegrationsSecret string
+	WatchNamespace     string
+	SyncAlways         bool
+	SyncInterval       time.Duration
+	StatusInterval     time.Duration
+	RotationGrace      time.Duration
+	Retention          time.Duration
+	Workers            int
+	FanoutWorkers      int
+	ShutdownGrace      time.Duration
+	AllowPrivate       bool
+	AllowedCIDRs       string
+	Replicas           int
+	MaxAckPending      int
+	MaxStoreBytes      int64
+	MaxResponseBytes   int64
+}
+
+// BindFlags registers the options on fs with their defaults.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Listen, "listen", ":8080", "address of the webhook and API routes, /healthz and /readyz")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9090", "address of the Prometheus metrics endpoint; \"0\" disables it")
+	fs.StringVar(&o.DataDir, "data-dir", "/var/lib/mira", "directory of the embedded JetStream file store (ignored with --nats-url)")
+	fs.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster (JetStream enabled) instead of the embedded server, e.g. nats://nats.nats:4222")
+	fs.StringVar(&o.IntegrationsSecret, "integrations-secret", "", "namespace/name of the Secret with api-token, recall-webhook-secret, recall-api-key, stripe-webhook-secret")
+	fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "only deliver for WebhookEndpoints in this namespace (default: all)")
+	fs.BoolVar(&o.SyncAlways, "jetstream-sync-always", false, "fsync every JetStream write before acknowledging it (slower; survives power loss)")
+	fs.DurationVar(&o.SyncInterval, "jetstream-sync-interval", 0, "how often the embedded JetStream fsyncs (0: NATS default, 2m); acknowledged writes survive a killed process either way")
+	fs.DurationVar(&o.StatusInterval, "status-interval", 2*time.Second, "at most one status write per endpoint per interval")
+	fs.DurationVar(&o.RotationGrace, "rotation-grace", 24*time.Hour, "how long a replaced signing secret keeps signing webhook-signature")
+	fs.DurationVar(&o.Retention, "retention", 7*24*time.Hour, "how long events and the delivery log are kept")
+	fs.IntVar(&o.Workers, "workers", 512, "delivery attempts in flight across all endpoints")
+	fs.IntVar(&o.FanoutWorkers, "fanout-workers", 32, "events fanned out in parallel")
+	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 20*time.Second, "time in-flight deliveries get to finish on shutdown")
+	fs.BoolVar(&o.AllowPrivate, "allow-private-targets", false, "let url targets resolve to private, loopback and link-local addresses (cloud metadata stays refused unless in --allowed-cidrs)")
+	fs.StringVar(&o.AllowedCIDRs, "allowed-cidrs", "", "comma-separated CIDRs url targets may resolve to despite the outbound guard, e.g. 10.20.0.0/16")
+	fs.IntVar(&o.Replicas, "stream-replicas", 1, "replicas of streams and buckets (3 on a NATS cluster)")
+	fs.IntVar(&o.MaxAckPending, "max-ack-pending", 200000, "deliveries in flight or waiting for a retry")
+	fs.Int64Var(&o.MaxStoreBytes, "max-store-bytes", 0, "bound of the embedded JetStream store in bytes (0: a share of the disk)")
+	fs.Int64Var(&o.MaxResponseBytes, "max-response-bytes", 64<<10, "bytes of a consumer's response body kept in the delivery log")
+}
+
+// Guard builds the outbound guard from the options.
+func (o *Options) Guard() (*delivery.Guard, error) {
+	g := &delivery.Guard{AllowPrivate: o.AllowPrivate, AllowLoopback: o.AllowPrivate}
+	for _, c := range strings.Split(o.AllowedCIDRs, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("--allowed-cidrs %q: %w", c, err)
+		}
+		g.AllowCIDRs = append(g.AllowCIDRs, p)
+	}
+	return g, nil
+}
+
+// Main parses flags and runs the receiver until SIGINT/SIGTERM.
+func Main(args []string) error {
+	fs := flag.NewFlagSet("receiver", flag.ContinueOnError)
+	var o Options
+	o.BindFlags(fs)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	return Run(ctrl.SetupSignalHandler(), cfg, o, ctrl.Log.WithName("receiver"))
+}
+
+// Run starts JetStream (embedded or external), the Kubernetes caches, the
+// fan-out, the dispatcher, the status writer and the HTTP server, and blocks
+// until ctx ends and everything has stopped.
+func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) error {
+	r, err := New(ctx, cfg, o, log)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.Start(ctx)
+}
+
+// Receiver is a running receiver, for tests that need its parts.
+type Receiver struct {
+	Options    Options
+	Manager    manager.Manager
+	NATS       *nats.Conn
+	JetStream  jetstream.JetStream
+	Registry   *Registry
+	Status     *StatusWriter
+	Log        *LogStore
+	Publisher  *Publisher
+	API        *API
+	Metrics    *Metrics
+	Logger     logr.Logger
+	embedded   interface{ Shutdown(); WaitForShutdown() }
+	ready      atomic.Bool
+	addr       atomic.Value
+	// Routes lets the inbound pipeline add its HTTP routes before Start.
+	Routes []func(*http.ServeMux)
+	// Runnables lets the inbound pipeline add workers before Start.
+	Runnables []manager.Runnable
+}
+
+// New wires a receiver without starting it.
+func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Receiver, error) {
+	r := &Receiver{Options: o, Logger: log}
+	if err := r.connect(ctx); err != nil {
+		return nil, err
+	}
+	if err := queue.Ensure(ctx, r.JetStream, queue.Config{
+		Replicas: o.Replicas, Retention: o.Retention, MaxAckPending: o.MaxAckPending,
+	}); err != nil {
+		r.Close()
+		return nil, err
+	}
+
+	integrations := types.NamespacedName{}
+	if o.IntegrationsSecret != "" {
+		ns, name, ok := strings.Cut(o.IntegrationsSecret, "/")
+		if !ok || ns == "" || name == "" {
+			r.Close()
+			return nil, fmt.Errorf("--integrations-secret must be namespace/name, got %q", o.IntegrationsSecret)
+		}
+		integrations = types.NamespacedName{Namespace: ns, Name: name}
+	}
+	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		// The receiver only reads these objects, so it can skip the copies.
+		&corev1.Secret{}:           {UnsafeDisableDeepCopy: ptrTrue()},
+		&miraapi.WebhookEndpoint{}: {UnsafeDisableDeepCopy: ptrTrue()},
+	}}
+	if o.WatchNamespace != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.WatchNamespace: {}}
+		if integrations.Namespace != "" {
+			cacheOpts.DefaultNamespaces[integrations.Namespace] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 mgrpkg.Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress: "0",
+		Cache:                  cacheOpts,
+	})
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("create receiver manager: %w", err)
+	}
+	r.Manager = mgr
+	r.Metrics = NewMetrics(crmetrics.Registry)
+
+	guard, err := o.Guard()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.Registry, err = NewRegistry(RegistryOptions{Reader: mgr.GetCache(), Guard: guard, RotationGrace: o.RotationGrace, MaxResponseBytes: o.MaxResponseBytes})
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	kvLog, err := r.JetStream.KeyValue(ctx, queue.DeliveryLogBucket)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("open delivery log: %w", err)
+	}
+	r.Log, _ = NewLogStore(kvLog)
+	kvStats, err := r.JetStream.KeyValue(ctx, queue.EndpointStatsBucket)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("open endpoint stats: %w", err)
+	}
+	recorder := mgr.GetEventRecorder("mira-receiver")
+	r.Status = NewStatusWriter(mgr.GetClient(), kvStats, recorder, r.Registry, o.StatusInterval, log.WithName("status"))
+	r.Status.metrics = r.Metrics
+	r.Publisher = &Publisher{JS: r.JetStream}
+	r.API = &API{
+		Integrations: &Integrations{Reader: mgr.GetCache(), Key: integrations},
+		Publisher:    r.Publisher, Log: r.Log, Registry: r.Registry, Logger: log.WithName("api"),
+		Ready: func() error {
+			if !r.ready.Load() {
+				return errors.New("starting")
+			}
+			if !r.NATS.IsConnected() {
+				return errors.New("JetStream connection lost")
+			}
+			return nil
+		},
+	}
+	if err := (&Actions{Client: mgr.GetClient(), JS: r.JetStream, Publisher: r.Publisher, Registry: r.Registry,
+		Log: r.Log, Status: r.Status, Recorder: recorder}).SetupWithManager(mgr); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("set up annotation actions: %w", err)
+	}
+	return r, nil
+}
+
+func ptrTrue() *bool { t := true; return &t }
+
+func (r *Receiver) connect(ctx context.Context) error {
+	o := r.Options
+	if o.NATSURL != "" {
+		nc, err := queue.Connect(o.NATSURL, "mira-receiver")
+		if err != nil {
+			return err
+		}
+		r.NATS = nc
+	} else {
+		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		ns, err := queue.StartEmbedded(queue.EmbeddedOptions{
+			DataDir: o.DataDir, Port: -1, SyncAlways: o.SyncAlways, SyncInterval: o.SyncInterval, MaxStore: o.MaxStoreBytes,
+		})
+		if err != nil {
+			return err
+		}
+		r.embedded = ns
+		nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("mira-receiver"))
+		if err != nil {
+			ns.Shutdown()
+			return fmt.Errorf("connect to embedded JetStream: %w", err)
+		}
+		r.NATS = nc
+	}
+	js, err := jetstream.New(r.NATS, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return fmt.Errorf("JetStream context: %w", err)
+	}
+	r.JetStream = js
+	return nil
+}
+
+// Close releases the NATS connection and the embedded server.
+func (r *Receiver) Close() {
+	if r.NATS != nil {
+		_ = r.NATS.Drain()
+		r.NATS.Close()
+	}
+	if r.embedded != nil {
+		r.embedded.Shutdown()
+		r.embedded.WaitForShutdown()
+	}
+}
+
+// Start runs everything until ctx ends.
+func (r *Receiver) Start(ctx context.Context) error {
+	mgr, o := r.Manager, r.Options
+	if err := r.Registry.Watch(ctx, mgr.GetCache()); err != nil {
+		return err
+	}
+	events, err := r.JetStream.Consumer(ctx, queue.EventsStream, queue.FanoutConsumer)
+	if err != nil {
+		return fmt.Errorf("open fan-out consumer: %w", err)
+	}
+	deliveries, err := r.JetStream.Consumer(ctx, queue.DeliveriesStream, queue.DispatchConsumer)
+	if err != nil {
+		return fmt.Errorf("open dispatch consumer: %w", err)
+	}
+	fan := &Fanout{JS: r.JetStream, Consumer: events, Registry: r.Registry, Log: r.Log, Status: r.Status,
+		Metrics: r.Metrics, Logger: r.Logger.WithName("fanout"), Workers: o.FanoutWorkers}
+	disp := &Dispatcher{Consumer: deliveries, Log: r.Log, Registry: r.Registry, Status: r.Status, Metrics: r.Metrics,
+		Logger: r.Logger.WithName("dispatch"), Workers: o.Workers, ShutdownGrace: o.ShutdownGrace}
+
+	// Data-plane workers start once the endpoint informer has synced, so no
+	// delivery is judged against an empty registry.
+	waitSynced := func(ctx context.Context) error {
+		inf, err := mgr.GetCache().GetInformer(ctx, &miraapi.WebhookEndpoint{})
+		if err != nil {
+			return err
+		}
+		if !toolscache.WaitForCacheSync(ctx.Done(), inf.HasSynced, r.Registry.HasSynced) {
+			return ctx.Err()
+		}
+		return nil
+	}
+	add := func(name string, f func(context.Context) error) error {
+		return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			if err := waitSynced(ctx); err != nil {
+				return nil
+			}
+			r.Logger.V(1).Info("starting", "component", name)
+			return f(ctx)
+		}))
+	}
+	if err := add("fanout", fan.Run); err != nil {
+		return err
+	}
+	if err := add("dispatch", disp.Run); err != nil {
+		return err
+	}
+	if err := add("status", r.Status.Run); err != nil {
+		return err
+	}
+	if err := add("queue-depth", r.watchDepth); err != nil {
+		return err
+	}
+	for _, rn := range r.Runnables {
+		if err := mgr.Add(rn); err != nil {
+			return err
+		}
+	}
+	extra := r.Routes
+	r.API.Extra = func(mux *http.ServeMux) {
+		for _, f := range extra {
+			f(mux)
+		}
+	}
+	srv := NewServer(o.Listen, r.API.Handler())
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	r.addr.Store(ln.Addr().String())
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		if err := waitSynced(ctx); err == nil && ctx.Err() == nil {
+			r.ready.Store(true)
+		}
+		r.Logger.Info("receiver listening", "address", ln.Addr().String())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// Addr is the address the HTTP server listens on, once Start has bound it.
+func (r *Receiver) Addr() string {
+	a, _ := r.addr.Load().(string)
+	return a
+}
+
+// Ready reports whether the receiver serves traffic.
+func (r *Receiver) Ready() bool { return r.ready.Load() }
+
+// watchDepth publishes consumer backlog as a metric every few seconds.
+func (r *Receiver) watchDepth(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		for _, c := range []struct{ stream, name string }{
+			{queue.EventsStream, queue.FanoutConsumer}, {queue.DeliveriesStream, queue.DispatchConsumer}, {queue.InboundStream, queue.PipelineConsumer},
+		} {
+			if cons, err := r.JetStream.Consumer(ctx, c.stream, c.name); err == nil {
+				if info, err := cons.Info(ctx); err == nil {
+					r.Metrics.QueueDepth.WithLabelValues(c.name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

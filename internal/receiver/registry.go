@@ -1,0 +1,370 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/delivery"
+)
+
+// Registry is the receiver's view of WebhookEndpoints and their signing
+// secrets, kept current by informers, so a change applies to the next
+// delivery without a restart.
+type Registry struct {
+	reader client.Reader
+	guard  *delivery.Guard
+	// grace is how long a replaced signing secret keeps signing.
+	grace time.Duration
+	now   func() time.Time
+
+	mu    sync.RWMutex
+	byUID map[types.UID]*Endpoint
+	byKey map[types.NamespacedName]types.UID
+
+	urlSender     *delivery.Sender
+	serviceSender *delivery.Sender
+	synced        func() bool
+}
+
+// HasSynced reports whether the informer's initial list reached the registry.
+func (r *Registry) HasSynced() bool {
+	return r.synced != nil && r.synced()
+}
+
+// Endpoint is the delivery-side state of one WebhookEndpoint.
+type Endpoint struct {
+	UID types.UID
+
+	mu  sync.Mutex
+	obj *miraapi.WebhookEndpoint
+	// Signing material, recomputed when the Secret's resourceVersion changes.
+	secretRV   string
+	current    string
+	previous   string
+	previousAt time.Time
+	// TLS sender, rebuilt when the TLS Secrets change.
+	tlsRV     string
+	tlsSender *delivery.Sender
+
+	breaker *delivery.Breaker
+	limiter *Limiter
+}
+
+// Limits returns the endpoint's concurrency and rate limiter.
+func (e *Endpoint) Limits() *Limiter {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.limiter
+}
+
+// CircuitBreaker returns the endpoint's breaker.
+func (e *Endpoint) CircuitBreaker() *delivery.Breaker {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.breaker
+}
+
+// Limiter combines an endpoint's concurrency and rate limits.
+type Limiter struct {
+	conc *delivery.Concurrency
+	rate *delivery.RateLimit
+}
+
+func newLimiter(concurrency, perSecond int) *Limiter {
+	c, err := delivery.NewConcurrency(concurrency)
+	if err != nil {
+		c, _ = delivery.NewConcurrency(0)
+	}
+	l := &Limiter{conc: c}
+	if perSecond > 0 {
+		l.rate, _ = delivery.NewRateLimit(float64(perSecond), perSecond, nil)
+	}
+	return l
+}
+
+// TryAcquire takes a concurrency slot without blocking.
+func (l *Limiter) TryAcquire() bool { return l.conc.TryAcquire() }
+
+// Release returns a slot.
+func (l *Limiter) Release() { l.conc.Release() }
+
+// Wait takes a rate token, or returns how long until one is available.
+func (l *Limiter) Wait() time.Duration {
+	ok, wait := l.rate.Take()
+	if ok {
+		return 0
+	}
+	return wait
+}
+
+func newBreaker() *delivery.Breaker {
+	b, err := delivery.NewBreaker(delivery.BreakerOptions{})
+	if err != nil {
+		panic(err) // the defaults are valid
+	}
+	return b
+}
+
+// Object returns the latest snapshot of the WebhookEndpoint; do not modify it.
+func (e *Endpoint) Object() *miraapi.WebhookEndpoint {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.obj
+}
+
+// RegistryOptions configure a Registry.
+type RegistryOptions struct {
+	Reader client.Reader
+	// Guard refuses unsafe addresses for url targets; Service targets are
+	// in-cluster and not guarded.
+	Guard            *delivery.Guard
+	RotationGrace    time.Duration
+	MaxResponseBytes int64
+	Now              func() time.Time
+}
+
+// NewRegistry builds an empty registry; Start fills it from informers.
+func NewRegistry(o RegistryOptions) (*Registry, error) {
+	if o.Reader == nil {
+		return nil, errors.New("registry needs a reader")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	urlSender, err := delivery.NewSender(delivery.SenderOptions{Guard: o.Guard, MaxResponseBytes: o.MaxResponseBytes})
+	if err != nil {
+		return nil, err
+	}
+	svcSender, err := delivery.NewSender(delivery.SenderOptions{MaxResponseBytes: o.MaxResponseBytes})
+	if err != nil {
+		return nil, err
+	}
+	return &Registry{
+		reader: o.Reader, guard: o.Guard, grace: o.RotationGrace, now: o.Now,
+		byUID: map[types.UID]*Endpoint{}, byKey: map[types.NamespacedName]types.UID{},
+		urlSender: urlSender, serviceSender: svcSender,
+	}, nil
+}
+
+// Watch registers informer handlers on the cache for WebhookEndpoints.
+func (r *Registry) Watch(ctx context.Context, c cache.Cache) error {
+	inf, err := c.GetInformer(ctx, &miraapi.WebhookEndpoint{})
+	if err != nil {
+		return fmt.Errorf("get WebhookEndpoint informer: %w", err)
+	}
+	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { r.upsert(o) },
+		UpdateFunc: func(_, o any) { r.upsert(o) },
+		DeleteFunc: func(o any) {
+			if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			if w, ok := o.(*miraapi.WebhookEndpoint); ok {
+				r.remove(w)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("watch WebhookEndpoints: %w", err)
+	}
+	r.synced = reg.HasSynced
+	return nil
+}
+
+func (r *Registry) upsert(o any) {
+	if w, ok := o.(*miraapi.WebhookEndpoint); ok {
+		r.Observe(w)
+	}
+}
+
+// Observe records the latest version of an endpoint (read-only: it is shared
+// with the informer cache) and returns its state. An older version than the
+// one held is ignored.
+func (r *Registry) Observe(w *miraapi.WebhookEndpoint) *Endpoint {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.byUID[w.UID]
+	if e == nil {
+		e = &Endpoint{UID: w.UID, breaker: newBreaker(), limiter: newLimiter(w.GetMaxConcurrency(), w.GetRateLimit())}
+		r.byUID[w.UID] = e
+	}
+	r.byKey[types.NamespacedName{Namespace: w.Namespace, Name: w.Name}] = w.UID
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.obj != nil && olderThan(w.ResourceVersion, e.obj.ResourceVersion) {
+		return e
+	}
+	if e.obj == nil || e.obj.GetMaxConcurrency() != w.GetMaxConcurrency() || e.obj.GetRateLimit() != w.GetRateLimit() {
+		e.limiter = newLimiter(w.GetMaxConcurrency(), w.GetRateLimit())
+	}
+	e.obj = w
+	return e
+}
+
+// olderThan compares resourceVersions; they are etcd revisions, numeric in
+// practice, and treated as opaque (never older) when they are not.
+func olderThan(a, b string) bool {
+	x, err1 := strconv.ParseUint(a, 10, 64)
+	y, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil && x < y
+}
+
+func (r *Registry) remove(w *miraapi.WebhookEndpoint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.byUID, w.UID)
+	key := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
+	if r.byKey[key] == w.UID {
+		delete(r.byKey, key)
+	}
+}
+
+// Get returns an endpoint by uid.
+func (r *Registry) Get(uid types.UID) *Endpoint {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.byUID[uid]
+}
+
+// Lookup returns an endpoint by namespace and name.
+func (r *Registry) Lookup(ns, name string) *Endpoint {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	uid, ok := r.byKey[types.NamespacedName{Namespace: ns, Name: name}]
+	if !ok {
+		return nil
+	}
+	return r.byUID[uid]
+}
+
+// All returns every endpoint.
+func (r *Registry) All() []*Endpoint {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*Endpoint, 0, len(r.byUID))
+	for _, e := range r.byUID {
+		out = append(out, e)
+	}
+	return out
+}
+
+// Configured reports whether the controller found the endpoint's
+// configuration valid for its current generation (Ready, or not Ready only
+// because it is suspended).
+func Configured(w *miraapi.WebhookEndpoint) bool {
+	c := apimeta.FindStatusCondition(w.Status.Conditions, miraapi.ReadyCondition)
+	if c == nil || c.ObservedGeneration != w.Generation || w.Status.TargetURL == "" {
+		return false
+	}
+	return c.Status == metav1.ConditionTrue || c.Reason == miraapi.SuspendedReason
+}
+
+// SigningSecrets returns the current secret and the previous one while it is
+// within the rotation grace period.
+func (r *Registry) SigningSecrets(ctx context.Context, e *Endpoint) (string, []string, error) {
+	w := e.Object()
+	s := &corev1.Secret{}
+	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: w.SigningSecretName()}, s); err != nil {
+		return "", nil, fmt.Errorf("read signing Secret %s: %w", w.SigningSecretName(), err)
+	}
+	now := r.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s.ResourceVersion != e.secretRV {
+		value := string(s.Data[w.SigningSecretKey()])
+		if value == "" {
+			return "", nil, fmt.Errorf("signing Secret %s has no key %s", s.Name, w.SigningSecretKey())
+		}
+		switch {
+		case len(s.Data[miraapi.PreviousSigningSecretKey]) > 0 && w.UsesGeneratedSecret():
+			// A controller rotation: the previous value and the time are in the Secret.
+			e.previous = string(s.Data[miraapi.PreviousSigningSecretKey])
+			e.previousAt, _ = time.Parse(time.RFC3339, s.Annotations[miraapi.RotatedAtAnnotation])
+		case e.current != "" && e.current != value:
+			// A user changed their own Secret while we were running.
+			e.previous, e.previousAt = e.current, now
+		}
+		e.current, e.secretRV = value, s.ResourceVersion
+	}
+	var prev []string
+	if e.previous != "" && e.previous != e.current && now.Sub(e.previousAt) < r.grace {
+		prev = []string{e.previous}
+	}
+	return e.current, prev, nil
+}
+
+// Sender returns the HTTP sender for an endpoint: guarded for url targets,
+// unguarded for in-cluster Services, with the endpoint's TLS settings.
+func (r *Registry) Sender(ctx context.Context, e *Endpoint) (*delivery.Sender, error) {
+	w := e.Object()
+	if w.Spec.TLS == nil {
+		if w.Spec.Service != nil {
+			return r.serviceSender, nil
+		}
+		return r.urlSender, nil
+	}
+	var caPEM, certPEM, keyPEM []byte
+	rv := ""
+	if ref := w.Spec.TLS.CASecretRef; ref != nil {
+		s := &corev1.Secret{}
+		if err := r.reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: ref.Name}, s); err != nil {
+			return nil, fmt.Errorf("read CA Secret %s: %w", ref.Name, err)
+		}
+		key := ref.Key
+		if key == "" {
+			key = "ca.crt"
+		}
+		caPEM, rv = s.Data[key], rv+s.ResourceVersion
+	}
+	if ref := w.Spec.TLS.ClientCertSecretRef; ref != nil {
+		s := &corev1.Secret{}
+		if err := r.reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: ref.Name}, s); err != nil {
+			return nil, fmt.Errorf("read client certificate Secret %s: %w", ref.Name, err)
+		}
+		certPEM, keyPEM, rv = s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey], rv+"/"+s.ResourceVersion
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.tlsSender != nil && e.tlsRV == rv {
+		return e.tlsSender, nil
+	}
+	cfg, err := delivery.TLSConfigFromPEM(caPEM, certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("TLS settings of %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	var guard *delivery.Guard
+	if w.Spec.Service == nil {
+		guard = r.guard
+	}
+	s, err := delivery.NewSender(delivery.SenderOptions{Guard: guard, TLS: cfg})
+	if err != nil {
+		return nil, err
+	}
+	e.tlsSender, e.tlsRV = s, rv
+	return s, nil
+}
+
+// Target returns the URL to POST to.
+func Target(w *miraapi.WebhookEndpoint) (string, error) {
+	if w.Status.TargetURL == "" {
+		return "", errors.New("endpoint has no resolved target yet")
+	}
+	if _, err := url.Parse(w.Status.TargetURL); err != nil {
+		return "", fmt.Errorf("target URL: %w", err)
+	}
+	return w.Status.TargetURL, nil
+}

@@ -1,0 +1,419 @@
+package receiver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/statuspatch"
+)
+
+// maxPayloadInStatus bounds each recent attempt's payload in status.
+const maxPayloadInStatus = 1024
+
+// stats is one endpoint's delivery health, persisted in the stats bucket and
+// written to the endpoint's status by the StatusWriter.
+type stats struct {
+	Namespace           string                    `json:"namespace"`
+	Name                string                    `json:"name"`
+	Counts              miraapi.DeliveryCounts    `json:"counts"`
+	LastDelivery        *miraapi.DeliveryAttempt  `json:"lastDelivery,omitempty"`
+	LastSuccess         *metav1.Time              `json:"lastSuccess,omitempty"`
+	LastFailure         *metav1.Time              `json:"lastFailure,omitempty"`
+	FailingSince        *metav1.Time              `json:"failingSince,omitempty"`
+	ConsecutiveFailures int32                     `json:"consecutiveFailures"`
+	Recent              []miraapi.DeliveryAttempt `json:"recent,omitempty"`
+	Disabled            bool                      `json:"disabled,omitempty"`
+	DisabledReason      string                    `json:"disabledReason,omitempty"`
+	DisabledMessage     string                    `json:"disabledMessage,omitempty"`
+	DisabledGeneration  int64                     `json:"disabledGeneration,omitempty"`
+	Handled             map[string]string         `json:"handled,omitempty"`
+
+	dirty bool
+	// What the last successful flush wrote, to emit Events on transitions.
+	flushedDegraded, flushedDisabled bool
+	flushedOnce                      bool
+}
+
+func (s *stats) degraded() bool {
+	return s.ConsecutiveFailures >= miraapi.DegradedAfterFailures
+}
+
+// StatusWriter aggregates delivery outcomes per endpoint and writes them to
+// the endpoint's status at most once per interval, with server-side apply
+// under the receiver's field manager.
+type StatusWriter struct {
+	client   client.Client
+	kv       jetstream.KeyValue
+	recorder events.EventRecorder
+	registry *Registry
+	interval time.Duration
+	log      logr.Logger
+	now      func() time.Time
+	metrics  *Metrics
+
+	mu    sync.Mutex
+	byUID map[types.UID]*stats
+	// patches counts status writes, for tests and benchmarks.
+	patches map[types.UID]int
+	kick    chan struct{}
+}
+
+// NewStatusWriter builds a writer; Run flushes it.
+func NewStatusWriter(c client.Client, kv jetstream.KeyValue, rec events.EventRecorder, reg *Registry, interval time.Duration, log logr.Logger) *StatusWriter {
+	return &StatusWriter{client: c, kv: kv, recorder: rec, registry: reg, interval: interval, log: log, now: time.Now,
+		byUID: map[types.UID]*stats{}, patches: map[types.UID]int{}, kick: make(chan struct{}, 1)}
+}
+
+// load returns the stats of an endpoint, reading them from the bucket the
+// first time. Callers hold w.mu.
+func (w *StatusWriter) load(ctx context.Context, e *Endpoint) *stats {
+	if s := w.byUID[e.UID]; s != nil {
+		return s
+	}
+	obj := e.Object()
+	s := &stats{Namespace: obj.Namespace, Name: obj.Name}
+	if entry, err := w.kv.Get(ctx, string(e.UID)); err == nil {
+		_ = json.Unmarshal(entry.Value(), s)
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		w.log.Error(err, "read endpoint stats", "endpoint", obj.Namespace+"/"+obj.Name)
+	}
+	// The status is the truth for Disabled when the bucket has nothing.
+	if c := apimeta.FindStatusCondition(obj.Status.Conditions, miraapi.DisabledCondition); c != nil && c.Status == metav1.ConditionTrue && !s.Disabled {
+		s.Disabled, s.DisabledReason, s.DisabledMessage = true, c.Reason, c.Message
+		s.DisabledGeneration = c.ObservedGeneration
+	}
+	if s.Handled == nil {
+		s.Handled = map[string]string{}
+	}
+	for k, v := range obj.Status.HandledAnnotations {
+		if k != miraapi.RotateSecretAnnotation {
+			if _, ok := s.Handled[k]; !ok {
+				s.Handled[k] = v
+			}
+		}
+	}
+	s.flushedDegraded, s.flushedDisabled = s.degraded(), s.Disabled
+	w.byUID[e.UID] = s
+	return s
+}
+
+// Disabled reports whether deliveries to the endpoint are stopped. A spec
+// change (new generation) re-enables a disabled endpoint.
+func (w *StatusWriter) Disabled(ctx context.Context, e *Endpoint) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.load(ctx, e)
+	if s.Disabled && e.Object().Generation > s.DisabledGeneration {
+		w.enableLocked(s, e, "spec changed")
+	}
+	return s.Disabled
+}
+
+// Enable re-enables a disabled endpoint and records the annotation handled.
+func (w *StatusWriter) Enable(ctx context.Context, e *Endpoint, annotationValue string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.load(ctx, e)
+	s.Handled[miraapi.EnableAnnotation] = annotationValue
+	w.enableLocked(s, e, "annotation "+miraapi.EnableAnnotation)
+	s.dirty = true
+	w.kickLocked()
+}
+
+func (w *StatusWriter) enableLocked(s *stats, e *Endpoint, why string) {
+	if !s.Disabled {
+		return
+	}
+	s.Disabled, s.DisabledReason, s.DisabledMessage = false, "", "re-enabled: "+why
+	s.ConsecutiveFailures, s.FailingSince = 0, nil
+	e.mu.Lock()
+	e.breaker = newBreaker()
+	e.mu.Unlock()
+	s.dirty = true
+}
+
+// Handled returns the last handled value of an action annotation.
+func (w *StatusWriter) Handled(ctx context.Context, e *Endpoint, annotation string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.load(ctx, e).Handled[annotation]
+}
+
+// SetHandled records an action annotation value as handled.
+func (w *StatusWriter) SetHandled(ctx context.Context, e *Endpoint, annotation, value string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.load(ctx, e)
+	s.Handled[annotation] = value
+	s.dirty = true
+	w.kickLocked()
+}
+
+// Outcome is what the dispatcher reports after an attempt or a skip.
+type Outcome struct {
+	Attempt miraapi.DeliveryAttempt
+	// PrevState and State are the delivery's states before and after.
+	PrevState, State string
+	// Failed is true for a failed attempt (not for a skip).
+	Failed bool
+	// Gone is true when the endpoint answered 410 Gone.
+	Gone bool
+}
+
+// Record applies one outcome to the endpoint's stats.
+func (w *StatusWriter) Record(ctx context.Context, e *Endpoint, o Outcome) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.load(ctx, e)
+	s.dirty = true
+	countState(&s.Counts, o.PrevState, -1)
+	countState(&s.Counts, o.State, +1)
+	if o.State == StateSkipped && o.Attempt.Attempt == 0 {
+		return
+	}
+	a := o.Attempt
+	if len(a.Payload) > maxPayloadInStatus {
+		a.Payload = a.Payload[:maxPayloadInStatus] + "…"
+	}
+	s.LastDelivery = &a
+	s.Recent = append([]miraapi.DeliveryAttempt{a}, s.Recent...)
+	if len(s.Recent) > 10 {
+		s.Recent = s.Recent[:10]
+	}
+	t := a.Time
+	if !o.Failed {
+		s.LastSuccess = &t
+		s.ConsecutiveFailures, s.FailingSince = 0, nil
+		return
+	}
+	s.LastFailure = &t
+	s.ConsecutiveFailures++
+	if s.FailingSince == nil {
+		s.FailingSince = &t
+	}
+	obj := e.Object()
+	switch {
+	case s.Disabled:
+	case o.Gone:
+		s.Disabled, s.DisabledReason = true, miraapi.GoneReason
+		s.DisabledMessage = "the endpoint answered 410 Gone; deliveries are kept as skipped until it is re-enabled"
+		s.DisabledGeneration = obj.Generation
+	case w.now().Sub(s.FailingSince.Time) >= obj.GetDisableAfter() && s.ConsecutiveFailures >= miraapi.DegradedAfterFailures:
+		s.Disabled, s.DisabledReason = true, miraapi.ContinuousFailureReason
+		s.DisabledMessage = fmt.Sprintf("every attempt failed since %s (disableAfter %s); deliveries are kept as skipped until it is re-enabled",
+			s.FailingSince.UTC().Format(time.RFC3339), obj.GetDisableAfter())
+		s.DisabledGeneration = obj.Generation
+	}
+}
+
+func countState(c *miraapi.DeliveryCounts, state string, d int64) {
+	switch state {
+	case StateDelivered:
+		c.Delivered += d
+	case StateRetrying:
+		c.Retrying += d
+	case StateDead:
+		c.Dead += d
+	case StateSkipped:
+		c.Skipped += d
+	}
+	if c.Retrying < 0 {
+		c.Retrying = 0
+	}
+}
+
+func (w *StatusWriter) kickLocked() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Patches returns how many status writes went to an endpoint.
+func (w *StatusWriter) Patches(uid types.UID) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.patches[uid]
+}
+
+// Run flushes dirty endpoints every interval until ctx ends, then once more.
+func (w *StatusWriter) Run(ctx context.Context) error {
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			w.Flush(fctx)
+			cancel()
+			return nil
+		case <-t.C:
+		case <-w.kick:
+			// Annotation actions flush soon, but never more than once per interval.
+			select {
+			case <-ctx.Done():
+				continue
+			case <-t.C:
+			}
+		}
+		w.Flush(ctx)
+	}
+}
+
+// Flush writes every dirty endpoint's status once.
+func (w *StatusWriter) Flush(ctx context.Context) {
+	type job struct {
+		uid types.UID
+		s   stats
+	}
+	w.mu.Lock()
+	var jobs []job
+	for uid, s := range w.byUID {
+		if s.dirty {
+			cp := *s
+			cp.Recent = append([]miraapi.DeliveryAttempt(nil), s.Recent...)
+			cp.Handled = map[string]string{}
+			for k, v := range s.Handled {
+				cp.Handled[k] = v
+			}
+			jobs = append(jobs, job{uid, cp})
+			s.dirty = false
+		}
+	}
+	w.mu.Unlock()
+
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(j job) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := w.write(ctx, j.uid, &j.s)
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			s := w.byUID[j.uid]
+			if s == nil {
+				return
+			}
+			if err != nil {
+				s.dirty = true // try again next interval
+				return
+			}
+			w.patches[j.uid]++
+			if w.metrics != nil {
+				w.metrics.StatusPatches.Inc()
+			}
+			s.flushedDegraded, s.flushedDisabled, s.flushedOnce = j.s.degraded(), j.s.Disabled, true
+		}(j)
+	}
+	wg.Wait()
+}
+
+func (w *StatusWriter) write(ctx context.Context, uid types.UID, s *stats) error {
+	e := w.registry.Get(uid)
+	if e == nil {
+		w.mu.Lock()
+		delete(w.byUID, uid)
+		w.mu.Unlock()
+		return nil
+	}
+	obj := e.Object()
+	b, err := json.Marshal(s)
+	if err == nil {
+		_, err = w.kv.Put(ctx, string(uid), b)
+	}
+	if err != nil {
+		w.log.Error(err, "persist endpoint stats", "endpoint", obj.Namespace+"/"+obj.Name)
+	}
+
+	now := metav1.NewTime(w.now())
+	degraded := metav1.Condition{Type: miraapi.DegradedCondition, Status: metav1.ConditionFalse, Reason: miraapi.DeliveriesHealthyReason,
+		Message: "deliveries succeed", ObservedGeneration: obj.Generation, LastTransitionTime: now}
+	if s.degraded() {
+		degraded.Status, degraded.Reason = metav1.ConditionTrue, miraapi.DeliveriesFailingReason
+		degraded.Message = fmt.Sprintf("%d consecutive failed attempts since %s; the endpoint is disabled after %s of continuous failure",
+			s.ConsecutiveFailures, s.FailingSince.UTC().Format(time.RFC3339), obj.GetDisableAfter())
+	}
+	disabled := metav1.Condition{Type: miraapi.DisabledCondition, Status: metav1.ConditionFalse, Reason: miraapi.EnabledReason,
+		Message: "deliveries are attempted", ObservedGeneration: obj.Generation, LastTransitionTime: now}
+	if s.DisabledMessage != "" && !s.Disabled {
+		disabled.Message = s.DisabledMessage
+	}
+	if s.Disabled {
+		disabled.Status, disabled.Reason, disabled.Message = metav1.ConditionTrue, s.DisabledReason, s.DisabledMessage
+	}
+	for _, c := range []*metav1.Condition{&degraded, &disabled} {
+		if prev := apimeta.FindStatusCondition(obj.Status.Conditions, c.Type); prev != nil && prev.Status == c.Status {
+			c.LastTransitionTime = prev.LastTransitionTime
+		}
+	}
+	status := miraapi.WebhookEndpointStatus{
+		Conditions:          []metav1.Condition{degraded, disabled},
+		LastDelivery:        s.LastDelivery,
+		LastSuccessTime:     s.LastSuccess,
+		LastFailureTime:     s.LastFailure,
+		FailingSince:        s.FailingSince,
+		ConsecutiveFailures: s.ConsecutiveFailures,
+		Deliveries:          &s.Counts,
+		RecentAttempts:      s.Recent,
+		HandledAnnotations:  s.Handled,
+	}
+	if len(status.HandledAnnotations) == 0 {
+		status.HandledAnnotations = nil
+	}
+	if err := statuspatch.Apply(ctx, w.client, miraapi.GroupVersion.WithKind("WebhookEndpoint"), obj.Namespace, obj.Name, &status, miraapi.ReceiverFieldManager); err != nil {
+		w.log.Error(err, "write delivery status", "endpoint", obj.Namespace+"/"+obj.Name)
+		return err
+	}
+	w.emitTransitions(obj, s)
+	return nil
+}
+
+func (w *StatusWriter) emitTransitions(obj *miraapi.WebhookEndpoint, s *stats) {
+	w.mu.Lock()
+	cur := w.byUID[obj.UID]
+	var wasDegraded, wasDisabled bool
+	if cur != nil {
+		wasDegraded, wasDisabled = cur.flushedDegraded, cur.flushedDisabled
+	}
+	w.mu.Unlock()
+	switch {
+	case s.Disabled && !wasDisabled:
+		w.recorder.Eventf(obj, nil, corev1.EventTypeWarning, s.DisabledReason, "Disable", "%s", s.DisabledMessage)
+	case !s.Disabled && wasDisabled:
+		w.recorder.Eventf(obj, nil, corev1.EventTypeNormal, miraapi.EnabledReason, "Enable", "deliveries resumed")
+	}
+	switch {
+	case s.degraded() && !wasDegraded:
+		w.recorder.Eventf(obj, nil, corev1.EventTypeWarning, miraapi.DeliveriesFailingReason, "Deliver",
+			"%d consecutive failed attempts; last: %s", s.ConsecutiveFailures, lastError(s))
+	case !s.degraded() && wasDegraded:
+		w.recorder.Eventf(obj, nil, corev1.EventTypeNormal, miraapi.DeliveriesHealthyReason, "Deliver", "deliveries succeed again")
+	}
+}
+
+func lastError(s *stats) string {
+	if s.LastDelivery == nil {
+		return ""
+	}
+	if s.LastDelivery.Error != "" {
+		return s.LastDelivery.Error
+	}
+	return fmt.Sprintf("HTTP %d", s.LastDelivery.StatusCode)
+}
