@@ -23,7 +23,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -99,22 +98,7 @@ func (o *Options) Guard() (*delivery.Guard, error) {
 }
 
 // Main parses flags and runs the receiver until SIGINT/SIGTERM.
-func Main(args []string) error {
-	fs := flag.NewFlagSet("receiver", flag.ContinueOnError)
-	var o Options
-	o.BindFlags(fs)
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return fmt.Errorf("load kubeconfig: %w", err)
-	}
-	return Run(ctrl.SetupSignalHandler(), cfg, o, ctrl.Log.WithName("receiver"))
-}
+func Main(args []string) error { return MainWith(args) }
 
 // Run starts JetStream (embedded or external), the Kubernetes caches, the
 // fan-out, the dispatcher, the status writer and the HTTP server, and blocks
