@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/mira/mira-operator/internal/inbound"
 	"github.com/mira/mira-operator/internal/manager"
 	"github.com/mira/mira-operator/internal/receiver"
 )
@@ -21,7 +22,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"manager", "run the controllers (WebhookEndpoint, ScoringTemplate)", manager.Main},
-		{"receiver", "run the data plane: inbound webhooks, events, signed deliveries, status", receiver.Main},
+		{"receiver", "run the data plane: inbound webhooks, events, signed deliveries, status", func(args []string) error {
+			return receiver.MainWith(args, &inbound.Extension{})
+		}},
 	}
 }
 

@@ -1,0 +1,270 @@
+package inbound
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mira/mira-operator/internal/billing"
+	"github.com/mira/mira-operator/internal/queue"
+	"github.com/mira/mira-operator/internal/recall"
+	"github.com/mira/mira-operator/internal/receiver"
+	"github.com/mira/mira-operator/internal/signing"
+)
+
+// Subjects of the inbound stream.
+const (
+	subjectRecall   = queue.InboundSubject + ".recall"
+	subjectStripe   = queue.InboundSubject + ".stripe"
+	subjectRoleplay = queue.InboundSubject + ".roleplay"
+)
+
+// Message ids in the inbound stream are "<source>:<provider id>", so ids of
+// different providers can never collide in the one stream's dedupe window.
+func msgID(source, id string) string { return source + ":" + id }
+
+// HeaderWebhookID carries the provider's id on stored inbound messages.
+const HeaderWebhookID = "Mira-Webhook-Id"
+
+// maxWebhookIDLength bounds the provider ids used as message ids.
+const maxWebhookIDLength = 256
+
+// unauthorizedBody is the one answer to every signature problem, so the
+// response says nothing about what was wrong.
+const unauthorizedBody = "invalid webhook signature"
+
+// Routes adds the inbound routes to mux.
+func (in *Inbound) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /webhooks/recall", in.postRecall)
+	mux.HandleFunc("POST /webhooks/stripe", in.postStripe)
+	mux.Handle("POST /v1/roleplays", in.api.RequireToken(http.HandlerFunc(in.postRoleplay)))
+	mux.Handle("GET /v1/reports/{id}", in.api.RequireToken(http.HandlerFunc(in.getReport)))
+	mux.Handle("GET /v1/billing/customers/{id}", in.api.RequireToken(http.HandlerFunc(in.getCustomer)))
+	mux.Handle("GET /v1/billing/users/{id}", in.api.RequireToken(http.HandlerFunc(in.getUser)))
+}
+
+// readBody reads at most limit bytes; past it, it answers 413 and returns false.
+func (in *Inbound) readBody(w http.ResponseWriter, r *http.Request, limit int64, route string) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			in.count(route, outcomeTooLarge)
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", limit))
+			return nil, false
+		}
+		in.count(route, outcomeInvalid)
+		writeError(w, http.StatusBadRequest, "could not read the body")
+		return nil, false
+	}
+	return body, true
+}
+
+func (in *Inbound) count(route, outcome string) {
+	in.metrics.requests.WithLabelValues(route, outcome).Inc()
+}
+
+// store writes one verified inbound message to the inbound stream and says
+// whether JetStream already had it (a duplicate within the dedupe window).
+func (in *Inbound) store(ctx context.Context, subject, id, source string, body []byte) (bool, error) {
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	msg.Header.Set(HeaderWebhookID, id)
+	ack, err := in.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID(source, id)))
+	if err != nil {
+		return false, fmt.Errorf("store inbound %s message: %w", source, err)
+	}
+	return ack.Duplicate, nil
+}
+
+// answerStored answers a stored (or duplicate) webhook.
+func (in *Inbound) answerStored(w http.ResponseWriter, route string, code int, dup bool, err error, fields map[string]string) {
+	if err != nil {
+		in.log.Error(err, "inbound message not stored; the sender will retry", "route", route)
+		in.count(route, outcomeStoreFailed)
+		writeError(w, http.StatusServiceUnavailable, "the webhook could not be stored; retry")
+		return
+	}
+	status := "stored"
+	if dup {
+		status = "duplicate"
+		in.count(route, outcomeDuplicate)
+	} else {
+		in.count(route, outcomeStored)
+	}
+	out := map[string]string{"status": status}
+	for k, v := range fields {
+		out[k] = v
+	}
+	writeJSON(w, code, out)
+}
+
+// postRecall receives a Recall.ai webhook (Svix / Standard Webhooks).
+func (in *Inbound) postRecall(w http.ResponseWriter, r *http.Request) {
+	secret := in.integrations.Value(r.Context(), receiver.RecallWebhookSecretKey)
+	if secret == "" {
+		in.log.Info("Recall webhook refused: the integrations Secret has no signing secret for Recall",
+			"secret", in.integrations.Key.String(), "key", receiver.RecallWebhookSecretKey)
+		in.count(routeRecall, outcomeNotConfigured)
+		writeError(w, http.StatusServiceUnavailable, "Recall webhooks are not configured")
+		return
+	}
+	body, ok := in.readBody(w, r, MaxWebhookBytes, routeRecall)
+	if !ok {
+		return
+	}
+	h := signing.StandardFromHeaders(r.Header)
+	if err := signing.VerifyStandard([]string{secret}, h, body, in.o.Now(), in.o.Tolerance); err != nil {
+		in.log.V(1).Info("Recall webhook refused", "reason", err.Error())
+		in.count(routeRecall, outcomeUnauthorized)
+		writeError(w, http.StatusUnauthorized, unauthorizedBody)
+		return
+	}
+	if len(h.ID) > maxWebhookIDLength {
+		in.count(routeRecall, outcomeInvalid)
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("webhook id longer than %d characters", maxWebhookIDLength))
+		return
+	}
+	if _, err := recall.ParseEvent(body); err != nil {
+		in.count(routeRecall, outcomeInvalid)
+		writeError(w, http.StatusBadRequest, "body is not a Recall.ai webhook: a JSON object with an event name")
+		return
+	}
+	dup, err := in.store(r.Context(), subjectRecall, h.ID, routeRecall, body)
+	in.answerStored(w, routeRecall, http.StatusOK, dup, err, nil)
+}
+
+// stripeVerifier returns the verifier with the current signing secret, or
+// nil when the integrations Secret has none.
+func (in *Inbound) stripeVerifier(ctx context.Context) *billing.Verifier {
+	secret := in.integrations.Value(ctx, receiver.StripeWebhookSecretKey)
+	if prev := in.stripeSecret.Load(); *prev != secret {
+		in.verifier.SetSecret(secret)
+		in.stripeSecret.Store(&secret)
+	}
+	if !in.verifier.Configured() {
+		return nil
+	}
+	return in.verifier
+}
+
+// postStripe receives a Stripe webhook.
+func (in *Inbound) postStripe(w http.ResponseWriter, r *http.Request) {
+	v := in.stripeVerifier(r.Context())
+	if v == nil {
+		in.log.Info("Stripe webhook refused: the integrations Secret has no signing secret for Stripe",
+			"secret", in.integrations.Key.String(), "key", receiver.StripeWebhookSecretKey)
+		in.count(routeStripe, outcomeNotConfigured)
+		writeError(w, http.StatusServiceUnavailable, "Stripe webhooks are not configured")
+		return
+	}
+	body, ok := in.readBody(w, r, MaxWebhookBytes, routeStripe)
+	if !ok {
+		return
+	}
+	ev, err := v.Verify(body, r.Header.Get("Stripe-Signature"))
+	switch {
+	case err == nil:
+	case errors.Is(err, billing.ErrSignature):
+		in.log.V(1).Info("Stripe webhook refused", "reason", "signature")
+		in.count(routeStripe, outcomeUnauthorized)
+		writeError(w, http.StatusUnauthorized, unauthorizedBody)
+		return
+	case errors.Is(err, billing.ErrAPIVersion):
+		in.log.Info("Stripe event refused: API version mismatch", "reason", err.Error())
+		in.count(routeStripe, outcomeInvalid)
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case errors.Is(err, billing.ErrNotConfigured):
+		in.count(routeStripe, outcomeNotConfigured)
+		writeError(w, http.StatusServiceUnavailable, "Stripe webhooks are not configured")
+		return
+	default:
+		in.count(routeStripe, outcomeInvalid)
+		writeError(w, http.StatusBadRequest, "body is not a Stripe event")
+		return
+	}
+	if len(ev.ID) > maxWebhookIDLength {
+		in.count(routeStripe, outcomeInvalid)
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("event id longer than %d characters", maxWebhookIDLength))
+		return
+	}
+	dup, err := in.store(r.Context(), subjectStripe, ev.ID, routeStripe, body)
+	in.answerStored(w, routeStripe, http.StatusOK, dup, err, map[string]string{"id": ev.ID})
+}
+
+var reportIDPattern = regexp.MustCompile(`^rpt_[0-9a-f]{24}$`)
+
+// getReport serves a stored coaching report.
+func (in *Inbound) getReport(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !reportIDPattern.MatchString(id) {
+		writeError(w, http.StatusNotFound, "no such report")
+		return
+	}
+	entry, err := in.reports.Get(r.Context(), id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		writeError(w, http.StatusNotFound, "no such report")
+		return
+	}
+	if err != nil {
+		in.log.Error(err, "read report", "report", id)
+		writeError(w, http.StatusServiceUnavailable, "the report store is unavailable")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(entry.Value())
+}
+
+func (in *Inbound) billingError(w http.ResponseWriter, err error, what string) {
+	switch {
+	case errors.Is(err, billing.ErrInvalidID):
+		writeError(w, http.StatusBadRequest, "invalid id")
+	case errors.Is(err, billing.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no billing state for this "+what)
+	default:
+		in.log.Error(err, "read billing state", "kind", what)
+		writeError(w, http.StatusServiceUnavailable, "the billing store is unavailable")
+	}
+}
+
+func (in *Inbound) getCustomer(w http.ResponseWriter, r *http.Request) {
+	c, err := in.billing.Customer(r.Context(), r.PathValue("id"))
+	if err != nil {
+		in.billingError(w, err, "customer")
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// UserBilling is the answer of GET /v1/billing/users/{id}.
+type UserBilling struct {
+	User      billing.User       `json:"user"`
+	Customers []billing.Customer `json:"customers"`
+}
+
+func (in *Inbound) getUser(w http.ResponseWriter, r *http.Request) {
+	u, cs, err := in.billing.User(r.Context(), r.PathValue("id"))
+	if err != nil {
+		in.billingError(w, err, "user")
+		return
+	}
+	writeJSON(w, http.StatusOK, UserBilling{User: u, Customers: cs})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

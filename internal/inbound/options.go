@@ -1,0 +1,118 @@
+package inbound
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mira/mira-operator/internal/billing"
+	"github.com/mira/mira-operator/internal/receiver"
+)
+
+// DefaultRecallAPIURL is Recall.ai's us-east-1 region (api.recall.ai).
+const DefaultRecallAPIURL = "https://us-east-1.recall.ai"
+
+// Body limits of the inbound routes.
+const (
+	// MaxWebhookBytes bounds a Recall or Stripe webhook body (413 past it).
+	MaxWebhookBytes = 1 << 20
+	// MaxRoleplayBytes bounds a POST /v1/roleplays body. An external NATS
+	// needs max_payload at least this large (the embedded server has 8 MiB).
+	MaxRoleplayBytes = 4 << 20
+)
+
+// Options configure the inbound routes and the pipeline.
+type Options struct {
+	// RecallAPIURL is the Recall.ai regional base URL.
+	RecallAPIURL string
+	// StripeAPIVersionPolicy is billing.APIVersionStrict or billing.APIVersionIgnore.
+	StripeAPIVersionPolicy string
+	// TemplatesNamespace is where meetings' and roleplays' ScoringTemplates
+	// are looked up; default: the integrations Secret's namespace.
+	TemplatesNamespace string
+	// RecallMaxRetryDuration bounds the time one transcript fetch spends
+	// retrying the Recall API (429/5xx/507) before the message is retried
+	// later.
+	RecallMaxRetryDuration time.Duration
+	// RecallMaxAttempts is how many times the pipeline tries a meeting
+	// whose transcript fetch keeps failing transiently before it emits
+	// meeting.failed.
+	RecallMaxAttempts int
+	// Workers process inbound messages in parallel.
+	Workers int
+	// Tolerance of webhook timestamps (Recall and Stripe); default 5 minutes.
+	Tolerance time.Duration
+
+	// Registerer receives the metrics; default: controller-runtime's registry.
+	Registerer prometheus.Registerer
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// BindFlags registers the options on fs with their defaults.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.RecallAPIURL, "recall-api-url", DefaultRecallAPIURL,
+		"Recall.ai regional API base URL (https://us-west-2.recall.ai, https://us-east-1.recall.ai, https://eu-central-1.recall.ai, https://ap-northeast-1.recall.ai)")
+	fs.StringVar(&o.StripeAPIVersionPolicy, "stripe-api-version-policy", billing.APIVersionStrict,
+		"what to do with Stripe events whose api_version is not stripe-go's pinned 2023-10-16: \"strict\" answers 400 (pin the Stripe endpoint to 2023-10-16), \"ignore\" accepts them (fields a newer version moved may decode empty)")
+	fs.StringVar(&o.TemplatesNamespace, "templates-namespace", "",
+		"namespace of the ScoringTemplates used for meetings and roleplays (default: the --integrations-secret namespace)")
+	fs.DurationVar(&o.RecallMaxRetryDuration, "recall-max-retry-duration", 2*time.Minute,
+		"total time one Recall transcript fetch spends retrying 429/5xx answers before the meeting is retried later")
+	fs.IntVar(&o.RecallMaxAttempts, "recall-max-attempts", 10,
+		"attempts at a meeting whose transcript fetch keeps failing transiently before meeting.failed is emitted")
+	fs.IntVar(&o.Workers, "inbound-workers", 8, "inbound messages (meetings, roleplays, Stripe events) processed in parallel")
+}
+
+// withDefaults fills zero fields and checks the rest.
+func (o Options) withDefaults(r *receiver.Receiver) (Options, error) {
+	if o.RecallAPIURL == "" {
+		o.RecallAPIURL = DefaultRecallAPIURL
+	}
+	if o.StripeAPIVersionPolicy == "" {
+		o.StripeAPIVersionPolicy = billing.APIVersionStrict
+	}
+	if o.StripeAPIVersionPolicy != billing.APIVersionStrict && o.StripeAPIVersionPolicy != billing.APIVersionIgnore {
+		return o, fmt.Errorf("--stripe-api-version-policy must be %q or %q, got %q",
+			billing.APIVersionStrict, billing.APIVersionIgnore, o.StripeAPIVersionPolicy)
+	}
+	if o.RecallMaxRetryDuration < 0 {
+		return o, fmt.Errorf("--recall-max-retry-duration must not be negative, got %s", o.RecallMaxRetryDuration)
+	}
+	if o.RecallMaxAttempts <= 0 {
+		o.RecallMaxAttempts = 10
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.Tolerance <= 0 {
+		o.Tolerance = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TemplatesNamespace == "" {
+		o.TemplatesNamespace = r.API.Integrations.Key.Namespace
+	}
+	if o.TemplatesNamespace == "" {
+		o.TemplatesNamespace = "default"
+	}
+	if ns := r.Options.WatchNamespace; ns != "" && o.TemplatesNamespace != ns && o.TemplatesNamespace != r.API.Integrations.Key.Namespace {
+		return o, fmt.Errorf("--templates-namespace %q is outside the receiver's cache (--watch-namespace %q and the integrations Secret's namespace)",
+			o.TemplatesNamespace, ns)
+	}
+	return o, nil
+}
+
+// Extension plugs the inbound side into receiver.MainWith.
+type Extension struct {
+	Options Options
+}
+
+// BindFlags implements receiver.Extension.
+func (e *Extension) BindFlags(fs *flag.FlagSet) { e.Options.BindFlags(fs) }
+
+// Setup implements receiver.Extension.
+func (e *Extension) Setup(r *receiver.Receiver) error { return Setup(r, e.Options) }
