@@ -12,7 +12,7 @@ const (
 	DefaultBackoffInitial   = 5 * time.Second
 	DefaultBackoffMax       = time.Hour
 	DefaultJitterPercent    = 20
-	DefaultMaxConcurrency   = 4
+	DefaultMaxConcurrency   = 16
 	DefaultDisableAfter     = 72 * time.Hour
 	// DegradedAfterFailures is how many consecutive failed attempts mark an
 	// endpoint Degraded.

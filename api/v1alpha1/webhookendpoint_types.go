@@ -156,7 +156,7 @@ type DeliveryPolicy struct {
 	Backoff *BackoffPolicy `json:"backoff,omitempty"`
 
 	// MaxConcurrency is how many attempts to this endpoint may be in flight
-	// at once, 1 to 64. Default 4.
+	// at once, 1 to 64. Default 16.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=64

@@ -42,6 +42,11 @@ const (
 	StateBucket = "mira-state"
 )
 
+// DefaultAckWait is how long a fetched message may go unacknowledged before
+// JetStream hands it out again. Workers extend it while an attempt runs
+// (InProgress), so it bounds how long work of a crashed receiver waits.
+const DefaultAckWait = 30 * time.Second
+
 // Config sizes the streams and buckets.
 type Config struct {
 	// Replicas for every stream and bucket: 1 embedded, 3 on a cluster.
@@ -53,7 +58,7 @@ type Config struct {
 	// MaxAckPending bounds deliveries in flight or waiting for a retry.
 	MaxAckPending int
 	// AckWait is how long a fetched message may stay unacknowledged before
-	// it is redelivered (must exceed the longest attempt timeout).
+	// it is redelivered; see DefaultAckWait.
 	AckWait time.Duration
 	// MaxBytes bounds each stream's size; 0 means unlimited.
 	MaxBytes int64
@@ -74,7 +79,7 @@ func (c Config) WithDefaults() Config {
 		c.MaxAckPending = 200_000
 	}
 	if c.AckWait == 0 {
-		c.AckWait = 2 * time.Minute
+		c.AckWait = DefaultAckWait
 	}
 	return c
 }

@@ -18,6 +18,7 @@ import (
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/delivery"
+	"github.com/mira/mira-operator/internal/queue"
 )
 
 // Dispatcher consumes the deliveries stream: sign, POST, record the attempt,
@@ -29,8 +30,11 @@ type Dispatcher struct {
 	Status   *StatusWriter
 	Metrics  *Metrics
 	Logger   logr.Logger
-	// Workers bounds attempts in flight across all endpoints.
+	// Workers is how many messages are fetched from JetStream at a time.
 	Workers int
+	// AckWait of the dispatch consumer; it bounds how long a message may wait
+	// in memory.
+	AckWait time.Duration
 	// ShutdownGrace is how long in-flight attempts may finish after Run's
 	// context ends; the rest stay queued.
 	ShutdownGrace time.Duration
@@ -39,7 +43,12 @@ type Dispatcher struct {
 }
 
 // Run dispatches until ctx ends, then lets in-flight attempts finish within
-// ShutdownGrace.
+// ShutdownGrace; messages still waiting in memory are handed back at once.
+//
+// Each endpoint has its own small in-memory queue and as many workers as its
+// maxConcurrency, so a slow endpoint fills only its own queue: when that is
+// full, further messages for it go back to JetStream with a short delay and
+// every other endpoint keeps its pace.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -47,8 +56,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if d.Rand == nil {
 		d.Rand = rand.Float64
 	}
-	workers := max(d.Workers, 1)
-	it, err := d.Consumer.Messages(jetstream.PullMaxMessages(min(workers, 1000)))
+	it, err := d.Consumer.Messages(jetstream.PullMaxMessages(max(d.Workers, 64)))
 	if err != nil {
 		return fmt.Errorf("consume deliveries: %w", err)
 	}
@@ -60,8 +68,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		<-ctx.Done()
 		it.Stop()
 	}()
-	sem := make(chan struct{}, workers)
 	var wg sync.WaitGroup
+	lanes := map[types.UID]*lane{}
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -71,13 +79,30 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.Logger.Error(err, "fetch deliveries")
 			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			d.handle(work, msg)
-		}()
+		uid := types.UID(strings.TrimPrefix(msg.Subject(), queue.DeliveriesSubject+"."))
+		e := d.Registry.Get(uid)
+		if e == nil {
+			// The endpoint is gone: record it without a lane.
+			wg.Add(1)
+			go func() { defer wg.Done(); d.handle(work, msg) }()
+			continue
+		}
+		l := lanes[uid]
+		if l == nil {
+			l = &lane{queue: make(chan queued, laneCapacity(e.Object(), d.ackWait()))}
+			lanes[uid] = l
+		}
+		l.ensureWorkers(ctx, work, e.Object().GetMaxConcurrency(), &wg, d)
+		select {
+		case l.queue <- queued{msg, d.Now()}:
+		default:
+			// This endpoint is saturated; try again shortly.
+			_ = msg.NakWithDelay(time.Duration(100+d.Rand()*400) * time.Millisecond)
+		}
+	}
+	// Hand back what is still waiting in memory.
+	for _, l := range lanes {
+		l.drain()
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -87,7 +112,100 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		cancelWork()
 		<-done
 	}
+	for _, l := range lanes {
+		l.drain()
+	}
 	return nil
+}
+
+// laneCapacity bounds the messages held in memory for an endpoint so that a
+// queued message waits at most about half the ack wait even when every
+// attempt runs into its timeout: concurrency × ackWait / (2 × timeout),
+// between the concurrency and 64.
+func laneCapacity(w *miraapi.WebhookEndpoint, ackWait time.Duration) int {
+	conc := w.GetMaxConcurrency()
+	n := conc * int(ackWait/(2*w.GetTimeout()))
+	return min(max(n, conc), 64)
+}
+
+// queued is a message waiting in a lane since at.
+type queued struct {
+	msg jetstream.Msg
+	at  time.Time
+}
+
+func (d *Dispatcher) ackWait() time.Duration {
+	if d.AckWait <= 0 {
+		return queue.DefaultAckWait
+	}
+	return d.AckWait
+}
+
+// lane is one endpoint's in-memory queue and its workers.
+type lane struct {
+	queue   chan queued
+	mu      sync.Mutex
+	workers int
+	limit   int
+}
+
+// ensureWorkers starts workers up to limit; extra workers exit on their own
+// when the limit drops.
+func (l *lane) ensureWorkers(ctx, work context.Context, limit int, wg *sync.WaitGroup, d *Dispatcher) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.limit = limit
+	for l.workers < limit {
+		l.workers++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					l.exit()
+					return
+				case q := <-l.queue:
+					if d.Now().Sub(q.at) > d.ackWait()/3 {
+						_ = q.msg.InProgress()
+					}
+					d.handle(work, q.msg)
+				}
+				if l.shrink() {
+					return
+				}
+			}
+		}()
+	}
+}
+
+func (l *lane) exit() {
+	l.mu.Lock()
+	l.workers--
+	l.mu.Unlock()
+}
+
+// shrink stops one worker when there are more than the limit.
+func (l *lane) shrink() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.workers > l.limit {
+		l.workers--
+		return true
+	}
+	return false
+}
+
+// drain hands queued messages back to JetStream for immediate redelivery.
+func (l *lane) drain() {
+	for {
+		select {
+		case q := <-l.queue:
+			_ = q.msg.Nak()
+		default:
+			return
+		}
+	}
 }
 
 // handle processes one delivery message.
@@ -108,6 +226,14 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	if rec.Round > dl.Round || (rec.Round == dl.Round && isFinal(rec.State)) {
 		_ = msg.Ack() // a replay of a delivery that already ended
 		return
+	}
+	if rec.Round == dl.Round && rec.State == StateRetrying && rec.NextRetry != nil {
+		// Redelivered before its time (after a restart, the ack wait expired):
+		// keep the schedule.
+		if wait := rec.NextRetry.Sub(d.Now()); wait > 50*time.Millisecond {
+			_ = msg.NakWithDelay(wait)
+			return
+		}
 	}
 	if rec.Round < dl.Round {
 		rec.Round, rec.AttemptCount, rec.FirstAttempt, rec.NextRetry, rec.Reason = dl.Round, 0, nil, nil, ""
@@ -136,14 +262,9 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	// Flow control: none of these count as an attempt.
-	lim := e.Limits()
-	if !lim.TryAcquire() {
-		_ = msg.NakWithDelay(time.Duration(50+d.Rand()*150) * time.Millisecond)
-		return
-	}
-	defer lim.Release()
-	if wait := lim.Wait(); wait > 0 {
+	// Flow control (concurrency is the lane's worker count); none of these
+	// count as an attempt.
+	if wait := e.Limits().Wait(); wait > 0 {
 		_ = msg.NakWithDelay(wait)
 		return
 	}
@@ -181,7 +302,9 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	d.Metrics.InFlight.Inc()
+	stopBeat := d.heartbeat(msg)
 	res := sender.Send(ctx, req, obj.GetTimeout())
+	stopBeat()
 	d.Metrics.InFlight.Dec()
 	if ctx.Err() != nil {
 		// Shutting down: this attempt does not count, the message stays queued.
@@ -238,6 +361,27 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	d.Metrics.AttemptSeconds.WithLabelValues(obj.Namespace + "/" + obj.Name).Observe(res.Duration.Seconds())
 	d.finish(ctx, msg, e, rec, prevState, &a, retryIn, withGone(gone))
+}
+
+// heartbeat tells JetStream the message is still being worked on while an
+// attempt runs longer than a third of the ack wait, so it is not redelivered
+// meanwhile; a crashed receiver stops beating and the message comes back
+// after one ack wait.
+func (d *Dispatcher) heartbeat(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(d.ackWait() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 type finishOpt func(*Outcome)

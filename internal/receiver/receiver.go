@@ -114,20 +114,23 @@ func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) erro
 
 // Receiver is a running receiver, for tests that need its parts.
 type Receiver struct {
-	Options    Options
-	Manager    manager.Manager
-	NATS       *nats.Conn
-	JetStream  jetstream.JetStream
-	Registry   *Registry
-	Status     *StatusWriter
-	Log        *LogStore
-	Publisher  *Publisher
-	API        *API
-	Metrics    *Metrics
-	Logger     logr.Logger
-	embedded   interface{ Shutdown(); WaitForShutdown() }
-	ready      atomic.Bool
-	addr       atomic.Value
+	Options   Options
+	Manager   manager.Manager
+	NATS      *nats.Conn
+	JetStream jetstream.JetStream
+	Registry  *Registry
+	Status    *StatusWriter
+	Log       *LogStore
+	Publisher *Publisher
+	API       *API
+	Metrics   *Metrics
+	Logger    logr.Logger
+	embedded  interface {
+		Shutdown()
+		WaitForShutdown()
+	}
+	ready atomic.Bool
+	addr  atomic.Value
 	// Routes lets the inbound pipeline add its HTTP routes before Start.
 	Routes []func(*http.ServeMux)
 	// Runnables lets the inbound pipeline add workers before Start.

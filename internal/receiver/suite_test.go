@@ -29,12 +29,12 @@ import (
 const apiToken = "test-api-token-0123456789"
 
 var (
-	k8s      client.Client
-	restCfg  *rest.Config
-	recv     *receiver.Receiver
-	recvURL  string
-	intNS    = "mira-system"
-	dataDir  string
+	k8s     client.Client
+	restCfg *rest.Config
+	recv    *receiver.Receiver
+	recvURL string
+	intNS   = "mira-system"
+	dataDir string
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
