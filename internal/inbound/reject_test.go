@@ -1,0 +1,112 @@
+package inbound
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/mira/mira-operator/internal/queue"
+	"github.com/mira/mira-operator/internal/recall/recalltest"
+	"github.com/mira/mira-operator/internal/receiver"
+)
+
+func TestRecallRejectsBadInputAndStoresNothing(t *testing.T) {
+	bot := uniq(t, "bot")
+	body := recalltest.BotDonePayload(bot, nil, time.Now())
+	before := streamMessages(t, queue.InboundStream)
+
+	badSig := recalltest.SignedHeaders("whsec_"+"d3Jvbmcta2V5LXdyb25nLWtleS0wMTIzNDU2Nzg5", "msg_bad_"+bot, time.Now(), body)
+	expired := recalltest.SignedHeaders(recallSecret, "msg_old_"+bot, time.Now().Add(-10*time.Minute), body)
+	future := recalltest.SignedHeaders(recallSecret, "msg_future_"+bot, time.Now().Add(10*time.Minute), body)
+	tampered := recalltest.SignedHeaders(recallSecret, "msg_tampered_"+bot, time.Now(), body)
+	unsigned := http.Header{"Content-Type": {"application/json"}}
+	var bodies []string
+	for name, h := range map[string]http.Header{"bad signature": badSig, "expired": expired, "future": future, "unsigned": unsigned, "tampered": tampered} {
+		b := body
+		if name == "tampered" {
+			b = bytes.Replace(body, []byte(bot), []byte("other-bot"), 1)
+		}
+		code, resp := post(t, "/webhooks/recall", h, b)
+		if code != http.StatusUnauthorized {
+			t.Errorf("%s: %d %s, want 401", name, code, resp)
+		}
+		bodies = append(bodies, string(resp))
+	}
+	for _, b := range bodies[1:] {
+		if b != bodies[0] {
+			t.Errorf("401 bodies differ: %q vs %q", b, bodies[0])
+		}
+	}
+
+	big := append([]byte(`{"event":"bot.done","data":{"pad":"`), bytes.Repeat([]byte("x"), MaxWebhookBytes)...)
+	big = append(big, `"}}`...)
+	if code, _ := post(t, "/webhooks/recall", recalltest.SignedHeaders(recallSecret, "msg_big_"+bot, time.Now(), big), big); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized: %d, want 413", code)
+	}
+	for _, invalid := range []string{`{"event":`, `[1,2]`, `{"data":{}}`} {
+		b := []byte(invalid)
+		if code, _ := post(t, "/webhooks/recall", recalltest.SignedHeaders(recallSecret, "msg_inv_"+bot, time.Now(), b), b); code != http.StatusBadRequest {
+			t.Errorf("signed %q: %d, want 400", invalid, code)
+		}
+	}
+	if got := streamMessages(t, queue.InboundStream); got != before {
+		t.Errorf("refused requests stored %d messages", got-before)
+	}
+}
+
+func TestMissingRecallSecretRefusesOnlyThatRoute(t *testing.T) {
+	ctx := context.Background()
+	setKeys := func(keys map[string]string) {
+		s := &corev1.Secret{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: intNS, Name: intName}, s); err != nil {
+			t.Fatal(err)
+		}
+		s.Data = nil
+		s.StringData = keys
+		if err := k8s.Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := integrationKeys()
+	delete(keys, receiver.RecallWebhookSecretKey)
+	setKeys(keys)
+	defer func() {
+		setKeys(integrationKeys())
+		eventually(t, "Recall route back", func() error {
+			if code, _ := post(t, "/webhooks/recall", nil, []byte(`{}`)); code != http.StatusUnauthorized {
+				return errCode(code)
+			}
+			return nil
+		})
+	}()
+	eventually(t, "Recall route answers 503", func() error {
+		if code, _ := post(t, "/webhooks/recall", nil, []byte(`{}`)); code != http.StatusServiceUnavailable {
+			return errCode(code)
+		}
+		return nil
+	})
+	code, body := post(t, "/webhooks/recall", nil, []byte(`{}`))
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "not configured") {
+		t.Errorf("Recall route: %d %s", code, body)
+	}
+	if code, _ := post(t, "/webhooks/stripe", nil, []byte(`{}`)); code != http.StatusUnauthorized {
+		t.Errorf("Stripe route: %d, want 401 (configured, unsigned)", code)
+	}
+	if code, _ := get(t, "/v1/reports/rpt_000000000000000000000000"); code != http.StatusNotFound {
+		t.Errorf("reports route: %d, want 404", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, recvURL+"/readyz", nil)
+	if code, _ := do(t, req); code != http.StatusOK {
+		t.Errorf("/readyz: %d", code)
+	}
+}
+
+type errCode int
+
+func (e errCode) Error() string { return http.StatusText(int(e)) }
