@@ -41,7 +41,7 @@ vet: ## Run go vet.
 	$(GO) vet ./...
 
 .PHONY: test
-test: envtest-bins ## Run unit and envtest (real kube-apiserver + etcd) tests, fuzz seed corpora included.
+test: envtest-bins render-tools ## Run unit and envtest (real kube-apiserver + etcd) tests, fuzz seed corpora included.
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
@@ -57,11 +57,16 @@ build: $(BIN)/mira-operator ## Build the mira-operator binary into bin/.
 .PHONY: $(BIN)/mira-operator
 $(BIN)/mira-operator:
 	$(GO) build -o $@ ./cmd/mira-operator
+	ln -sf mira-operator $(BIN)/kubectl-mira
 
 .PHONY: run
 run: envtest-bins build ## Run the whole product locally: control plane, CRDs, samples, operator (Ctrl-C stops it all).
 	$(GO) build -o $(BIN)/dev-runner ./hack/dev
 	$(BIN)/dev-runner -bin $(BIN) -dir $(BIN)/dev
+
+.PHONY: demo
+demo: ## Against a running `make run`: a signed Recall webhook becomes a scored report and signed deliveries.
+	$(GO) run ./hack/demo
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
@@ -91,6 +96,15 @@ $(BIN)/kube-apiserver:
 
 $(BIN)/etcd:
 	hack/build-control-plane.sh etcd $@
+
+.PHONY: render-tools
+render-tools: $(BIN)/helm $(BIN)/kustomize ## Build helm and kustomize from hack/tools/render into bin/.
+
+$(BIN)/helm:
+	hack/build-render-tools.sh helm $@
+
+$(BIN)/kustomize:
+	hack/build-render-tools.sh kustomize $@
 
 $(BIN)/controller-gen:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

@@ -41,7 +41,7 @@ func run() error {
 	var (
 		binDir   = flag.String("bin", filepath.Join(root, "bin"), "directory with kube-apiserver, etcd and mira-operator")
 		devDir   = flag.String("dir", filepath.Join(root, "bin", "dev"), "directory for the kubeconfig and local state")
-		samples  = flag.String("samples", filepath.Join(root, "config", "samples"), "directory of sample manifests to apply")
+		samples  = flag.String("samples", filepath.Join(root, "config", "samples", "dev"), "kustomization directory of sample manifests to apply")
 		crds     = flag.String("crds", filepath.Join(root, "config", "crd", "bases"), "directory of CRDs to install")
 		noManage = flag.Bool("no-manager", false, "only run the control plane")
 	)
@@ -84,6 +84,9 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := setupIntegrations(ctx, c, *devDir); err != nil {
+		return err
+	}
 	n, err := applyDir(ctx, c, *samples)
 	if err != nil {
 		return fmt.Errorf("apply samples: %w", err)
@@ -105,15 +108,39 @@ Press Ctrl-C to stop everything this command started.
 		<-ctx.Done()
 		return nil
 	}
+	// A local stand-in for the Recall.ai API (it is not Recall: it serves the
+	// documented wire format from memory), so the demo can fetch a transcript
+	// without leaving the machine.
+	standIn, err := startRecallStandIn(recallStandInAddr)
+	if err != nil {
+		return err
+	}
+	defer standIn.Close()
 	procs := []proc{
 		{name: "manager", args: []string{"manager", "--allow-insecure-urls", "--metrics-bind-address=127.0.0.1:18081", "--health-probe-bind-address=127.0.0.1:18082"}},
+		{name: "receiver", args: []string{"receiver", "--listen=" + receiverAddr, "--metrics-bind-address=127.0.0.1:18091",
+			"--data-dir=" + filepath.Join(*devDir, "jetstream"), "--integrations-secret=" + integrationsNS + "/" + integrationsName,
+			"--allowed-cidrs=127.0.0.0/8", "--status-interval=1s", "--recall-api-url=http://" + recallStandInAddr,
+			"--templates-namespace=default"}},
+		{name: "listener", args: []string{"listen", "--endpoint=default/local-listener", "--addr=127.0.0.1:18070"},
+			before: func(ctx context.Context) error { return waitForSecret(ctx, c, "default", "local-listener-signing-secret") }},
 	}
+	fmt.Printf(`Receiver:        http://%s  (API token: kubectl get secret -n %s %s -o jsonpath='{.data.api-token}' | base64 -d)
+Listener:        http://127.0.0.1:18070  (prints every verified delivery below, prefixed "listener")
+Recall stand-in: http://%s  (local stand-in of the Recall.ai API, not Recall)
+Next step, in another shell:
+
+    make demo        # a signed Recall bot.done webhook -> transcript -> scored report -> deliveries
+
+`, receiverAddr, integrationsNS, integrationsName, recallStandInAddr)
 	return runAll(ctx, filepath.Join(*binDir, "mira-operator"), kubeconfig, procs)
 }
 
 type proc struct {
 	name string
 	args []string
+	// before, when set, must return before the process starts.
+	before func(ctx context.Context) error
 }
 
 // runAll starts the processes with the kubeconfig, prefixes their output and
@@ -124,6 +151,11 @@ func runAll(ctx context.Context, bin, kubeconfig string, procs []proc) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(procs))
 	for _, p := range procs {
+		if p.before != nil {
+			if err := p.before(ctx); err != nil {
+				return fmt.Errorf("before starting %s: %w", p.name, err)
+			}
+		}
 		cmd := exec.Command(bin, p.args...)
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -171,18 +203,15 @@ func prefix(name string, r io.Reader, wg *sync.WaitGroup) {
 	}
 }
 
-// applyDir server-side-applies every YAML document of every *.yaml file
-// (kustomization.yaml excepted) in dir to the default namespace.
+// applyDir server-side-applies every YAML document of the files listed as
+// resources in dir/kustomization.yaml (default namespace when none is set).
 func applyDir(ctx context.Context, c client.Client, dir string) (int, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	files, err := kustomizeResources(dir)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, f := range files {
-		if filepath.Base(f) == "kustomization.yaml" {
-			continue
-		}
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			return n, err
