@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/mira/mira-operator/internal/cli"
 	"github.com/mira/mira-operator/internal/inbound"
 	"github.com/mira/mira-operator/internal/manager"
 	"github.com/mira/mira-operator/internal/receiver"
@@ -25,6 +26,8 @@ func commands() []command {
 		{"receiver", "run the data plane: inbound webhooks, events, signed deliveries, status", func(args []string) error {
 			return receiver.MainWith(args, &inbound.Extension{})
 		}},
+		{"listen", "a local consumer: verify, print and forward an endpoint's deliveries", cli.Listen},
+		{"kubectl", "the kubectl plugin (installed as kubectl-mira): deliveries, redeliver, test, rotate-secret", cli.Kubectl},
 	}
 }
 

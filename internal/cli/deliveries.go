@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mira/mira-operator/internal/receiver"
+)
+
+func deliveriesCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {
+	outcome := fs.String("outcome", "", "only deliveries with this outcome: delivered, retrying, dead, skipped, pending or failed (retrying or dead); comma-separated")
+	limit := fs.Int("limit", 20, "at most this many deliveries")
+	since := fs.String("since", "", "only deliveries created since this RFC 3339 time or duration ago (e.g. 1h)")
+	cursor := fs.String("cursor", "", "continue a previous listing (printed when there are more)")
+	return func(ctx context.Context, g *globals, args []string) error {
+		if err := exactArgs(args, 1, "<endpoint>"); err != nil {
+			return err
+		}
+		ns, name, err := g.endpointKey(args[0])
+		if err != nil {
+			return err
+		}
+		if *limit < 1 {
+			return fmt.Errorf("--limit must be positive")
+		}
+		q := url.Values{}
+		q.Set("limit", strconv.Itoa(*limit))
+		if *outcome != "" {
+			q.Set("outcome", *outcome)
+		}
+		if *since != "" {
+			t, err := parseSince(*since, time.Now())
+			if err != nil {
+				return fmt.Errorf("--since: %w", err)
+			}
+			q.Set("since", t.Format(time.RFC3339))
+		}
+		if *cursor != "" {
+			q.Set("cursor", *cursor)
+		}
+		api, err := g.receiverAPI(ctx)
+		if err != nil {
+			return err
+		}
+		var page receiver.DeliveryPage
+		path := "/v1/endpoints/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/deliveries?" + q.Encode()
+		if err := api.get(ctx, path, &page); err != nil {
+			return fmt.Errorf("list deliveries of %s/%s: %w", ns, name, err)
+		}
+		if done, err := printData(g.stdout, g.output, page); done {
+			return err
+		}
+		if len(page.Items) == 0 {
+			fmt.Fprintf(g.stderr, "No deliveries found for %s/%s.\n", ns, name)
+			return nil
+		}
+		tw := newTable(g.stdout)
+		fmt.Fprintln(tw, "ID\tEVENT\tATTEMPTS\tLAST CODE\tSTATE\tCREATED")
+		for _, r := range page.Items {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.EventType, r.AttemptCount, lastCode(r), r.State, r.Created.UTC().Format(time.RFC3339))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if page.NextCursor != "" {
+			fmt.Fprintf(g.stderr, "More deliveries: add --cursor %s\n", page.NextCursor)
+		}
+		return nil
+	}
+}
+
+// lastCode is the last attempt's HTTP status, or "-" (no answer, or none yet).
+func lastCode(r receiver.Record) string {
+	if len(r.Attempts) == 0 {
+		return "-"
+	}
+	if c := r.Attempts[len(r.Attempts)-1].StatusCode; c != 0 {
+		return strconv.Itoa(c)
+	}
+	return "-"
+}
+
+func deliveryCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {
+	return func(ctx context.Context, g *globals, args []string) error {
+		if err := exactArgs(args, 1, "<delivery id>"); err != nil {
+			return err
+		}
+		api, err := g.receiverAPI(ctx)
+		if err != nil {
+			return err
+		}
+		var rec receiver.Record
+		if err := api.get(ctx, "/v1/deliveries/"+url.PathEscape(args[0]), &rec); err != nil {
+			return fmt.Errorf("read delivery %s: %w", args[0], err)
+		}
+		if done, err := printData(g.stdout, g.output, rec); done {
+			return err
+		}
+		return describeDelivery(g, rec)
+	}
+}
+
+func describeDelivery(g *globals, r receiver.Record) error {
+	w := g.stdout
+	tw := newTable(w)
+	fmt.Fprintf(tw, "ID:\t%s\n", r.ID)
+	fmt.Fprintf(tw, "Event:\t%s (%s)\n", r.EventType, r.EventID)
+	fmt.Fprintf(tw, "Endpoint:\t%s/%s\n", r.Namespace, r.Endpoint)
+	if r.URL != "" {
+		fmt.Fprintf(tw, "URL:\t%s\n", r.URL)
+	}
+	fmt.Fprintf(tw, "State:\t%s\n", r.State)
+	if r.Reason != "" {
+		fmt.Fprintf(tw, "Reason:\t%s\n", r.Reason)
+	}
+	fmt.Fprintf(tw, "Created:\t%s\n", r.Created.UTC().Format(time.RFC3339))
+	fmt.Fprintf(tw, "Updated:\t%s\n", r.Updated.UTC().Format(time.RFC3339))
+	if r.NextRetry != nil {
+		fmt.Fprintf(tw, "Next retry:\t%s\n", r.NextRetry.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(tw, "Attempts:\t%d in round %d (%d logged)\n", r.AttemptCount, r.Round, len(r.Attempts))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, a := range r.Attempts {
+		fmt.Fprintf(w, "\nAttempt %d (round %d) at %s: %s", a.Number, a.Round, a.Time.UTC().Format(time.RFC3339), a.Outcome)
+		if a.StatusCode != 0 {
+			fmt.Fprintf(w, ", HTTP %d", a.StatusCode)
+		}
+		fmt.Fprintf(w, ", %dms\n", a.DurationMillis)
+		if a.Error != "" {
+			fmt.Fprintf(w, "  Error: %s\n", a.Error)
+		}
+		fmt.Fprintf(w, "  Request: POST %s\n", a.URL)
+		for _, k := range sortedKeys(a.RequestHeaders) {
+			fmt.Fprintf(w, "    %s: %s\n", k, a.RequestHeaders[k])
+		}
+		fmt.Fprintf(w, "  Request body:\n%s\n", indent(r.Body, "    "))
+		if a.StatusCode != 0 {
+			fmt.Fprintf(w, "  Response: %d\n", a.StatusCode)
+			for _, k := range sortedKeys(a.ResponseHeaders) {
+				fmt.Fprintf(w, "    %s: %s\n", k, a.ResponseHeaders[k])
+			}
+			if a.ResponseBody != "" {
+				fmt.Fprintf(w, "  Response body:\n%s\n", indent(a.ResponseBody, "    "))
+			}
+		}
+		if a.NextRetry != nil {
+			fmt.Fprintf(w, "  Next retry: %s\n", a.NextRetry.UTC().Format(time.RFC3339))
+		}
+	}
+	return nil
+}
+
+func indent(s, prefix string) string {
+	s = strings.TrimRight(s, "\n")
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}
+
+func reportCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {
+	return func(ctx context.Context, g *globals, args []string) error {
+		if err := exactArgs(args, 1, "<report id>"); err != nil {
+			return err
+		}
+		api, err := g.receiverAPI(ctx)
+		if err != nil {
+			return err
+		}
+		var report json.RawMessage
+		if err := api.get(ctx, "/v1/reports/"+url.PathEscape(args[0]), &report); err != nil {
+			return fmt.Errorf("read report %s: %w", args[0], err)
+		}
+		format := g.output
+		if format == "table" {
+			// A report is a document, not a row: show it as YAML.
+			format = "yaml"
+		}
+		_, err = printData(g.stdout, format, report)
+		return err
+	}
+}
