@@ -90,14 +90,19 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.WithDefaults()
 	streams := []jetstream.StreamConfig{
 		{Name: EventsStream, Subjects: []string{EventsSubject + ".>"}},
-		{Name: DeliveriesStream, Subjects: []string{DeliveriesSubject + ".>"}},
+		// Delivery ids only need dedupe while a fan-out may be replayed
+		// (seconds after a crash); the dispatcher also skips deliveries whose
+		// record says they ended. A short window keeps the id map small.
+		{Name: DeliveriesStream, Subjects: []string{DeliveriesSubject + ".>"}, Duplicates: 10 * time.Minute},
 		{Name: InboundStream, Subjects: []string{InboundSubject + ".>"}},
 	}
 	for _, s := range streams {
 		s.Storage = jetstream.FileStorage
 		s.Replicas = c.Replicas
 		s.MaxAge = c.Retention
-		s.Duplicates = c.DuplicateWindow
+		if s.Duplicates == 0 {
+			s.Duplicates = c.DuplicateWindow
+		}
 		s.MaxBytes = c.MaxBytes
 		s.Discard = jetstream.DiscardNew
 		if s.MaxBytes == 0 {

@@ -95,7 +95,12 @@ func (a *API) Handler() http.Handler {
 	return mux
 }
 
-// RequireToken checks "Authorization: Bearer <api-token>" in constant time.
+// APITokenHeader carries the API token when the Authorization header cannot
+// (requests through the Kubernetes API server's service proxy).
+const APITokenHeader = "X-Mira-Api-Token"
+
+// RequireToken checks "Authorization: Bearer <api-token>" (or
+// X-Mira-Api-Token) in constant time.
 // Without a configured token the route answers 503.
 func (a *API) RequireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +110,12 @@ func (a *API) RequireToken(next http.Handler) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "the API token is not configured")
 			return
 		}
+		// Through the API server's service proxy the Authorization header is
+		// consumed by the API server, so the CLI sends X-Mira-Api-Token.
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			got, ok = r.Header.Get(APITokenHeader), r.Header.Get(APITokenHeader) != ""
+		}
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			writeError(w, http.StatusUnauthorized, "unauthorized")
 			return

@@ -217,7 +217,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	uid := types.UID(dl.EndpointUID)
-	rec, err := d.loadRecord(ctx, &dl)
+	rec, err := d.loadRecord(ctx, msg, &dl)
 	if err != nil {
 		d.Logger.Error(err, "read delivery record", "delivery", dl.ID)
 		_ = msg.NakWithDelay(time.Second)
@@ -429,8 +429,17 @@ func (d *Dispatcher) finish(ctx context.Context, msg jetstream.Msg, e *Endpoint,
 	_ = msg.Ack()
 }
 
-func (d *Dispatcher) loadRecord(ctx context.Context, dl *Delivery) (*Record, error) {
-	rec, _, err := d.Log.Get(ctx, dl.EndpointUID, dl.Created, dl.ID)
+// loadRecord reads the delivery's record, or starts one. The first delivery
+// of a first-round message cannot have a record yet (unless a fan-out replay
+// queued it twice, which the message-id dedupe prevents), so it skips the read.
+func (d *Dispatcher) loadRecord(ctx context.Context, msg jetstream.Msg, dl *Delivery) (*Record, error) {
+	var err error
+	rec := (*Record)(nil)
+	if md, mdErr := msg.Metadata(); mdErr != nil || md.NumDelivered > 1 || dl.Round > 0 {
+		rec, _, err = d.Log.Get(ctx, dl.EndpointUID, dl.Created, dl.ID)
+	} else {
+		err = ErrNotFound
+	}
 	if errors.Is(err, ErrNotFound) {
 		return &Record{
 			ID: dl.ID, EventID: dl.EventID, EventType: dl.EventType, Namespace: dl.Namespace, Endpoint: dl.Name,

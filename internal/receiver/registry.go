@@ -126,6 +126,9 @@ func (e *Endpoint) Object() *miraapi.WebhookEndpoint {
 	return e.obj
 }
 
+// maxIdlePerHost matches the largest maxConcurrency an endpoint may set.
+const maxIdlePerHost = 64
+
 // RegistryOptions configure a Registry.
 type RegistryOptions struct {
 	Reader client.Reader
@@ -145,11 +148,13 @@ func NewRegistry(o RegistryOptions) (*Registry, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	urlSender, err := delivery.NewSender(delivery.SenderOptions{Guard: o.Guard, MaxResponseBytes: o.MaxResponseBytes})
+	// Keep as many idle connections per host as attempts may run at once
+	// (maxConcurrency ≤ 64), so deliveries reuse connections.
+	urlSender, err := delivery.NewSender(delivery.SenderOptions{Guard: o.Guard, MaxResponseBytes: o.MaxResponseBytes, MaxIdleConnsPerHost: maxIdlePerHost})
 	if err != nil {
 		return nil, err
 	}
-	svcSender, err := delivery.NewSender(delivery.SenderOptions{MaxResponseBytes: o.MaxResponseBytes})
+	svcSender, err := delivery.NewSender(delivery.SenderOptions{MaxResponseBytes: o.MaxResponseBytes, MaxIdleConnsPerHost: maxIdlePerHost})
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +355,7 @@ func (r *Registry) Sender(ctx context.Context, e *Endpoint) (*delivery.Sender, e
 	if w.Spec.Service == nil {
 		guard = r.guard
 	}
-	s, err := delivery.NewSender(delivery.SenderOptions{Guard: guard, TLS: cfg})
+	s, err := delivery.NewSender(delivery.SenderOptions{Guard: guard, TLS: cfg, MaxIdleConnsPerHost: maxIdlePerHost})
 	if err != nil {
 		return nil, err
 	}

@@ -76,8 +76,9 @@ func run(m *testing.M) int {
 
 // process is a running mira-operator subcommand.
 type process struct {
-	cmd  *exec.Cmd
-	done chan error
+	cmd *exec.Cmd
+	// done is closed when the process has exited.
+	done chan struct{}
 	log  string
 }
 
@@ -96,8 +97,8 @@ func start(t *testing.T, name string, args ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, done: make(chan error, 1), log: logPath}
-	go func() { p.done <- cmd.Wait(); f.Close() }()
+	p := &process{cmd: cmd, done: make(chan struct{}), log: logPath}
+	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
@@ -113,8 +114,10 @@ func start(t *testing.T, name string, args ...string) *process {
 
 // stop sends SIGTERM and waits up to 20 s, then kills.
 func (p *process) stop() {
-	if p.cmd.ProcessState != nil {
+	select {
+	case <-p.done:
 		return
+	default:
 	}
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	select {
