@@ -123,7 +123,9 @@ Press Ctrl-C to stop everything this command started.
 			"--allowed-cidrs=127.0.0.0/8", "--status-interval=1s", "--recall-api-url=http://" + recallStandInAddr,
 			"--templates-namespace=default"}},
 		{name: "listener", args: []string{"listen", "--endpoint=default/local-listener", "--addr=127.0.0.1:18070"},
-			before: func(ctx context.Context) error { return waitForSecret(ctx, c, "default", "local-listener-signing-secret") }},
+			before: func(ctx context.Context) error {
+				return waitForSecret(ctx, c, "default", "local-listener-signing-secret")
+			}},
 	}
 	fmt.Printf(`Receiver:        http://%s  (API token: kubectl get secret -n %s %s -o jsonpath='{.data.api-token}' | base64 -d)
 Listener:        http://127.0.0.1:18070  (prints every verified delivery below, prefixed "listener")
