@@ -41,8 +41,9 @@ const (
 // request; a new value asks again. The receiver records the last handled
 // value in status so a request is never handled twice.
 const (
-	// RedeliverAnnotation redelivers one delivery id ("dlv_…"), or every
-	// failed, dead or skipped delivery since a time ("since=2026-01-02T15:04:05Z").
+	// RedeliverAnnotation redelivers one delivery id ("dlv_…"; "dlv_…@<nonce>"
+	// asks for the same one again), or every retrying, dead or skipped
+	// delivery since a time ("since=2026-01-02T15:04:05Z").
 	RedeliverAnnotation = "platform.mira.io/redeliver"
 	// TestAnnotation sends a webhook.test event to this endpoint regardless of
 	// its subscriptions; any new value sends one.

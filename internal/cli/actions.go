@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,7 +65,9 @@ func redeliverCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) e
 			}
 			value = "since=" + t.Format(time.RFC3339)
 		case *failedSince == "" && len(args) == 2:
-			value = args[1]
+			// A nonce makes every request a new annotation value, so the
+			// same delivery can be asked for again.
+			value = args[1] + "@" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		default:
 			return errors.New("want <endpoint> <delivery id>, or <endpoint> --failed-since <time>")
 		}

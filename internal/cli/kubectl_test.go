@@ -121,15 +121,16 @@ func TestPluginAgainstTheReceiver(t *testing.T) {
 	if err := json.Unmarshal([]byte(res), &ar); err != nil {
 		t.Fatalf("redeliver -o json: %v: %s", err, res)
 	}
-	if !ar.Handled || ar.Value != id || ar.Annotation != miraapi.RedeliverAnnotation || ar.Event == nil || ar.Event.Reason != "Redelivered" {
+	if !ar.Handled || !strings.HasPrefix(ar.Value, id+"@") || ar.Annotation != miraapi.RedeliverAnnotation || ar.Event == nil || ar.Event.Reason != "Redelivered" {
 		t.Fatalf("redeliver result %+v (event %+v)", ar, ar.Event)
 	}
 	out.waitFor(t, "the redelivery at the listener", func(s string) bool { return strings.Count(s, id) >= 2 })
 
-	// Asking again with the same id is refused before anything is written.
-	if _, err := plugin(t, "redeliver", "app", id, "-n", ns); err == nil || !strings.Contains(err.Error(), "already handled") {
-		t.Errorf("second redeliver of the same id: %v", err)
+	// Asking again for the same id delivers it once more.
+	if _, err := plugin(t, "redeliver", "app", id, "-n", ns); err != nil {
+		t.Fatalf("second redeliver of the same id: %v", err)
 	}
+	out.waitFor(t, "the second redelivery at the listener", func(s string) bool { return strings.Count(s, id) >= 3 })
 	// An unknown id is refused by the receiver, and the command fails.
 	if _, err := plugin(t, "redeliver", "app", "dlv_nope", "-n", ns); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("redeliver of an unknown id: %v", err)

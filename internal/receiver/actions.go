@@ -100,7 +100,8 @@ func isBadRequest(err error) bool {
 	return ok
 }
 
-// Redeliver queues one delivery id again, or with "since=<RFC 3339>" every
+// Redeliver queues one delivery id ("dlv_…", or "dlv_…@<nonce>" to ask for
+// the same delivery once more), or with "since=<RFC 3339>" every
 // retrying, dead or skipped delivery created since then. It returns how many
 // it queued.
 func (a *Actions) Redeliver(ctx context.Context, e *Endpoint, value string) (int, error) {
@@ -130,7 +131,10 @@ func (a *Actions) Redeliver(ctx context.Context, e *Endpoint, value string) (int
 			cursor = next
 		}
 	}
-	rec, err := a.Log.Find(ctx, value)
+	// "<id>@<nonce>" asks for the same delivery again: each new value is a
+	// new request.
+	id, _, _ := strings.Cut(value, "@")
+	rec, err := a.Log.Find(ctx, id)
 	if err != nil || rec.UID != string(e.UID) {
 		return 0, badRequest{fmt.Errorf("redeliver %q: no such delivery for this endpoint", value)}
 	}
