@@ -351,18 +351,21 @@ func (d *deliveryEnv) deleteEndpoints(ctx context.Context, specs []endpointSpec)
 	return nil
 }
 
-// dispatchFetches is how many times the dispatch consumer has handed out a
-// message (first deliveries and redeliveries after a Nak).
+// dispatchFetches is how many times the per-endpoint dispatch consumers
+// have handed out a message (first deliveries and redeliveries after a Nak).
 func (d *deliveryEnv) dispatchFetches(ctx context.Context) uint64 {
-	c, err := d.recv.JetStream.Consumer(ctx, queue.DeliveriesStream, queue.DispatchConsumer)
+	stream, err := d.recv.JetStream.Stream(ctx, queue.DeliveriesStream)
 	if err != nil {
 		return 0
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return 0
+	var n uint64
+	infos := stream.ListConsumers(ctx)
+	for info := range infos.Info() {
+		if strings.HasPrefix(info.Name, "dispatch-") {
+			n += info.Delivered.Consumer
+		}
 	}
-	return info.Delivered.Consumer
+	return n
 }
 
 // benchData is the data of every benchmark event: a report.completed-like

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -170,9 +171,13 @@ func rssChild(c rssChildConfig) (rssChildResult, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.HeapInuse, res.GoSys = ms.HeapInuse, ms.Sys
-	if dc, err := r.JetStream.Consumer(ctx, queue.DeliveriesStream, queue.DispatchConsumer); err == nil {
-		if info, err := dc.Info(ctx); err == nil {
-			res.Pending, res.AckPending, res.Fetches = info.NumPending, uint64(info.NumAckPending), info.Delivered.Consumer
+	// One dispatch consumer per endpoint: add them up.
+	infos := stream.ListConsumers(ctx)
+	for info := range infos.Info() {
+		if strings.HasPrefix(info.Name, "dispatch-") {
+			res.Pending += info.NumPending
+			res.AckPending += uint64(info.NumAckPending)
+			res.Fetches += info.Delivered.Consumer
 		}
 	}
 	if si, err := stream.Info(ctx); err == nil {

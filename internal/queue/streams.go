@@ -19,10 +19,11 @@ const (
 
 	// DeliveriesStream holds one message per (event, endpoint) delivery
 	// (subject mira.deliveries.<endpoint uid>), with the delivery id as
-	// message id. Retries are delayed redeliveries of the same message.
+	// message id. Each endpoint has its own durable consumer
+	// ("dispatch-<uid>", created by the dispatcher); retries are delayed
+	// redeliveries of the same message.
 	DeliveriesStream  = "MIRA_DELIVERIES"
 	DeliveriesSubject = "mira.deliveries"
-	DispatchConsumer  = "dispatch"
 
 	// InboundStream holds verified inbound webhooks (Recall, Stripe,
 	// roleplays) until the pipeline has processed them.
@@ -55,7 +56,8 @@ type Config struct {
 	Retention time.Duration
 	// DuplicateWindow is how long message ids are remembered for dedupe.
 	DuplicateWindow time.Duration
-	// MaxAckPending bounds deliveries in flight or waiting for a retry.
+	// MaxAckPending is accepted for compatibility; the dispatcher sizes its
+	// per-endpoint consumers itself.
 	MaxAckPending int
 	// AckWait is how long a fetched message may stay unacknowledged before
 	// it is redelivered; see DefaultAckWait.
@@ -117,7 +119,6 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		cfg    jetstream.ConsumerConfig
 	}{
 		{EventsStream, jetstream.ConsumerConfig{Durable: FanoutConsumer, MaxAckPending: 10_000}},
-		{DeliveriesStream, jetstream.ConsumerConfig{Durable: DispatchConsumer, MaxAckPending: c.MaxAckPending}},
 		{InboundStream, jetstream.ConsumerConfig{Durable: PipelineConsumer, MaxAckPending: 1_000}},
 	}
 	for _, cc := range consumers {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -23,32 +24,40 @@ import (
 
 // Dispatcher consumes the deliveries stream: sign, POST, record the attempt,
 // then ack, retry later (a delayed redelivery of the same message) or give up.
+//
+// Every endpoint has its own durable pull consumer ("dispatch-<uid>",
+// filtered on its subject) and pulls only as many messages as it has free
+// workers (its maxConcurrency). A slow or dead endpoint therefore leaves its
+// backlog in the stream, costs nothing while it waits, and never takes a
+// worker or a fetch from another endpoint.
 type Dispatcher struct {
-	Consumer jetstream.Consumer
+	JS       jetstream.JetStream
 	Log      *LogStore
 	Registry *Registry
 	Status   *StatusWriter
 	Metrics  *Metrics
 	Logger   logr.Logger
-	// Workers is how many messages are fetched from JetStream at a time.
-	Workers int
-	// AckWait of the dispatch consumer; it bounds how long a message may wait
-	// in memory.
+	// Replicas of the per-endpoint consumers (3 on a NATS cluster).
+	Replicas int
+	// MaxPending bounds one endpoint's deliveries in flight or waiting for a
+	// retry; beyond it, its newer deliveries wait in the stream.
+	MaxPending int
+	// AckWait of the consumers; attempts heartbeat while they run.
 	AckWait time.Duration
 	// ShutdownGrace is how long in-flight attempts may finish after Run's
 	// context ends; the rest stay queued.
 	ShutdownGrace time.Duration
-	Now           func() time.Time
-	Rand          func() float64
+	// SyncEvery is how often lanes are matched to the registry.
+	SyncEvery time.Duration
+	Now       func() time.Time
+	Rand      func() float64
 }
 
+// ConsumerName is the durable consumer of an endpoint's deliveries.
+func ConsumerName(uid types.UID) string { return "dispatch-" + string(uid) }
+
 // Run dispatches until ctx ends, then lets in-flight attempts finish within
-// ShutdownGrace; messages still waiting in memory are handed back at once.
-//
-// Each endpoint has its own small in-memory queue and as many workers as its
-// maxConcurrency, so a slow endpoint fills only its own queue: when that is
-// full, further messages for it go back to JetStream with a short delay and
-// every other endpoint keeps its pace.
+// ShutdownGrace; unfetched deliveries stay in the stream.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -56,53 +65,35 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if d.Rand == nil {
 		d.Rand = rand.Float64
 	}
-	it, err := d.Consumer.Messages(jetstream.PullMaxMessages(max(d.Workers, 64)))
-	if err != nil {
-		return fmt.Errorf("consume deliveries: %w", err)
+	if d.SyncEvery == 0 {
+		d.SyncEvery = time.Second
 	}
 	// In-flight attempts get their own context so a shutdown does not cut
 	// them off at once.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
 	var wg sync.WaitGroup
 	lanes := map[types.UID]*lane{}
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
+	// Consumers left by endpoints deleted while the receiver was down still
+	// hold deliveries: drain them too.
+	if stream, err := d.JS.Stream(ctx, queue.DeliveriesStream); err == nil {
+		names := stream.ConsumerNames(ctx)
+		for name := range names.Name() {
+			if uid, ok := strings.CutPrefix(name, "dispatch-"); ok {
+				lanes[types.UID(uid)] = nil
 			}
-			d.Logger.Error(err, "fetch deliveries")
-			continue
-		}
-		uid := types.UID(strings.TrimPrefix(msg.Subject(), queue.DeliveriesSubject+"."))
-		e := d.Registry.Get(uid)
-		if e == nil {
-			// The endpoint is gone: record it without a lane.
-			wg.Add(1)
-			go func() { defer wg.Done(); d.handle(work, msg) }()
-			continue
-		}
-		l := lanes[uid]
-		if l == nil {
-			l = &lane{queue: make(chan queued, laneCapacity(e.Object(), d.ackWait()))}
-			lanes[uid] = l
-		}
-		l.ensureWorkers(ctx, work, e.Object().GetMaxConcurrency(), &wg, d)
-		select {
-		case l.queue <- queued{msg, d.Now()}:
-		default:
-			// This endpoint is saturated; try again shortly.
-			_ = msg.NakWithDelay(time.Duration(100+d.Rand()*400) * time.Millisecond)
 		}
 	}
-	// Hand back what is still waiting in memory.
-	for _, l := range lanes {
-		l.drain()
+	t := time.NewTicker(d.SyncEvery)
+	defer t.Stop()
+	for {
+		d.syncLanes(ctx, work, lanes, &wg)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			continue
+		}
+		break
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -112,26 +103,142 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		cancelWork()
 		<-done
 	}
-	for _, l := range lanes {
-		l.drain()
-	}
 	return nil
 }
 
-// laneCapacity bounds the messages held in memory for an endpoint so that a
-// queued message waits at most about half the ack wait even when every
-// attempt runs into its timeout: concurrency × ackWait / (2 × timeout),
-// between the concurrency and 64.
-func laneCapacity(w *miraapi.WebhookEndpoint, ackWait time.Duration) int {
-	conc := w.GetMaxConcurrency()
-	n := conc * int(ackWait/(2*w.GetTimeout()))
-	return min(max(n, conc), 64)
+// syncLanes starts a lane for every endpoint, restarts lanes whose
+// concurrency changed, and retires lanes of deleted endpoints once their
+// consumer holds nothing more.
+func (d *Dispatcher) syncLanes(ctx, work context.Context, lanes map[types.UID]*lane, wg *sync.WaitGroup) {
+	if ctx.Err() != nil {
+		return
+	}
+	seen := map[types.UID]bool{}
+	for _, e := range d.Registry.All() {
+		seen[e.UID] = true
+		conc := e.Object().GetMaxConcurrency()
+		l := lanes[e.UID]
+		if l != nil && l.conc == conc {
+			continue
+		}
+		if l != nil {
+			l.stop()
+		}
+		if nl := d.startLane(ctx, work, e.UID, conc, wg); nl != nil {
+			lanes[e.UID] = nl
+		}
+	}
+	for uid, l := range lanes {
+		if seen[uid] {
+			continue
+		}
+		if l == nil {
+			if l = d.startLane(ctx, work, uid, 1, wg); l == nil {
+				continue
+			}
+			lanes[uid] = l
+		}
+		// The endpoint is gone: once its consumer is empty, remove it.
+		info, err := l.consumer.Info(ctx)
+		if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+			l.stop()
+			if err := d.JS.DeleteConsumer(ctx, queue.DeliveriesStream, ConsumerName(uid)); err != nil {
+				d.Logger.Error(err, "delete the consumer of a deleted endpoint", "consumer", ConsumerName(uid))
+			}
+			delete(lanes, uid)
+		}
+	}
 }
 
-// queued is a message waiting in a lane since at.
-type queued struct {
-	msg jetstream.Msg
-	at  time.Time
+// lane is one endpoint's consumer and its fetch loop.
+type lane struct {
+	consumer jetstream.Consumer
+	conc     int
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+func (l *lane) stop() {
+	l.cancel()
+	<-l.done
+}
+
+func (d *Dispatcher) startLane(ctx, work context.Context, uid types.UID, conc int, wg *sync.WaitGroup) *lane {
+	cons, err := d.JS.CreateOrUpdateConsumer(ctx, queue.DeliveriesStream, jetstream.ConsumerConfig{
+		Durable:       ConsumerName(uid),
+		FilterSubject: queue.DeliveriesSubject + "." + string(uid),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       d.ackWait(),
+		MaxDeliver:    -1,
+		MaxAckPending: max(d.MaxPending, conc),
+		Replicas:      max(d.Replicas, 1),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		d.Logger.Error(err, "create the deliveries consumer of an endpoint; retrying", "consumer", ConsumerName(uid))
+		return nil
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	l := &lane{consumer: cons, conc: conc, cancel: cancel, done: make(chan struct{})}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(l.done)
+		d.fetchLoop(lctx, work, cons, conc, wg)
+	}()
+	return l
+}
+
+// fetchLoop pulls only as many messages as there are free workers, so
+// nothing waits in memory for a busy endpoint.
+func (d *Dispatcher) fetchLoop(ctx, work context.Context, cons jetstream.Consumer, conc int, wg *sync.WaitGroup) {
+	free := make(chan struct{}, conc)
+	for i := 0; i < conc; i++ {
+		free <- struct{}{}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-free:
+		}
+		n := 1
+	more:
+		for n < conc {
+			select {
+			case <-free:
+				n++
+			default:
+				break more
+			}
+		}
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
+		got := 0
+		if err == nil {
+			for msg := range batch.Messages() {
+				got++
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { free <- struct{}{} }()
+					d.handle(work, msg)
+				}()
+			}
+			err = batch.Error()
+		}
+		cancel()
+		for i := got; i < n; i++ {
+			free <- struct{}{}
+		}
+		if err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			d.Logger.Error(err, "fetch deliveries; retrying in 1s")
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
 }
 
 func (d *Dispatcher) ackWait() time.Duration {
@@ -139,73 +246,6 @@ func (d *Dispatcher) ackWait() time.Duration {
 		return queue.DefaultAckWait
 	}
 	return d.AckWait
-}
-
-// lane is one endpoint's in-memory queue and its workers.
-type lane struct {
-	queue   chan queued
-	mu      sync.Mutex
-	workers int
-	limit   int
-}
-
-// ensureWorkers starts workers up to limit; extra workers exit on their own
-// when the limit drops.
-func (l *lane) ensureWorkers(ctx, work context.Context, limit int, wg *sync.WaitGroup, d *Dispatcher) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.limit = limit
-	for l.workers < limit {
-		l.workers++
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					l.exit()
-					return
-				case q := <-l.queue:
-					if d.Now().Sub(q.at) > d.ackWait()/3 {
-						_ = q.msg.InProgress()
-					}
-					d.handle(work, q.msg)
-				}
-				if l.shrink() {
-					return
-				}
-			}
-		}()
-	}
-}
-
-func (l *lane) exit() {
-	l.mu.Lock()
-	l.workers--
-	l.mu.Unlock()
-}
-
-// shrink stops one worker when there are more than the limit.
-func (l *lane) shrink() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.workers > l.limit {
-		l.workers--
-		return true
-	}
-	return false
-}
-
-// drain hands queued messages back to JetStream for immediate redelivery.
-func (l *lane) drain() {
-	for {
-		select {
-		case q := <-l.queue:
-			_ = q.msg.Nak()
-		default:
-			return
-		}
-	}
 }
 
 // handle processes one delivery message.

@@ -55,6 +55,14 @@ type Options struct {
 	MaxAckPending      int
 	MaxStoreBytes      int64
 	MaxResponseBytes   int64
+	// Leader election: with several replicas only the elected one writes
+	// status and acts on annotations; every replica delivers.
+	LeaderElect        bool
+	LeaderElectionID   string
+	LeaderElectionNS   string
+	LeaseDuration      time.Duration
+	LeaseRenewDeadline time.Duration
+	LeaseRetryPeriod   time.Duration
 }
 
 // BindFlags registers the options on fs with their defaults.
@@ -76,9 +84,15 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.AllowPrivate, "allow-private-targets", false, "let url targets resolve to private, loopback and link-local addresses (cloud metadata stays refused unless in --allowed-cidrs)")
 	fs.StringVar(&o.AllowedCIDRs, "allowed-cidrs", "", "comma-separated CIDRs url targets may resolve to despite the outbound guard, e.g. 10.20.0.0/16")
 	fs.IntVar(&o.Replicas, "stream-replicas", 1, "replicas of streams and buckets (3 on a NATS cluster)")
-	fs.IntVar(&o.MaxAckPending, "max-ack-pending", 200000, "deliveries in flight or waiting for a retry")
+	fs.IntVar(&o.MaxAckPending, "max-ack-pending", 10000, "per endpoint: deliveries in flight or waiting for a retry; newer ones wait in the stream")
 	fs.Int64Var(&o.MaxStoreBytes, "max-store-bytes", 0, "bound of the embedded JetStream store in bytes (0: a share of the disk)")
 	fs.Int64Var(&o.MaxResponseBytes, "max-response-bytes", 64<<10, "bytes of a consumer's response body kept in the delivery log")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "run several replicas on one NATS cluster: all deliver, the elected one writes status and handles annotations")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "mira-receiver.platform.mira.io", "name of the receiver's leader-election Lease")
+	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
+	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a Lease is valid; a standby takes over this long after the leader died")
+	fs.DurationVar(&o.LeaseRenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up (and the process exits to be restarted)")
+	fs.DurationVar(&o.LeaseRetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
 }
 
 // Guard builds the outbound guard from the options.
@@ -143,9 +157,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	if err := r.connect(ctx); err != nil {
 		return nil, err
 	}
-	if err := queue.Ensure(ctx, r.JetStream, queue.Config{
-		Replicas: o.Replicas, Retention: o.Retention, MaxAckPending: o.MaxAckPending,
-	}); err != nil {
+	if err := r.ensureStreams(ctx); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -170,12 +182,28 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 			cacheOpts.DefaultNamespaces[integrations.Namespace] = cache.Config{}
 		}
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mopts := ctrl.Options{
 		Scheme:                 mgrpkg.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress: "0",
 		Cache:                  cacheOpts,
-	})
+	}
+	if o.LeaderElect {
+		mopts.LeaderElection = true
+		mopts.LeaderElectionID = o.LeaderElectionID
+		mopts.LeaderElectionNamespace = o.LeaderElectionNS
+		mopts.LeaderElectionReleaseOnCancel = true
+		for _, d := range []struct {
+			dst **time.Duration
+			v   time.Duration
+		}{{&mopts.LeaseDuration, o.LeaseDuration}, {&mopts.RenewDeadline, o.LeaseRenewDeadline}, {&mopts.RetryPeriod, o.LeaseRetryPeriod}} {
+			if d.v > 0 {
+				v := d.v
+				*d.dst = &v
+			}
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("create receiver manager: %w", err)
@@ -207,6 +235,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	recorder := mgr.GetEventRecorder("mira-receiver")
 	r.Status = NewStatusWriter(mgr.GetClient(), kvStats, recorder, r.Registry, o.StatusInterval, log.WithName("status"))
 	r.Status.metrics = r.Metrics
+	r.Status.SetElected(mgr.Elected())
 	r.Publisher = &Publisher{JS: r.JetStream}
 	r.API = &API{
 		Integrations: &Integrations{Reader: mgr.GetCache(), Key: integrations},
@@ -230,6 +259,26 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 }
 
 func ptrTrue() *bool { t := true; return &t }
+
+// ensureStreams creates the streams and buckets. On a NATS cluster that is
+// still forming (or electing a meta leader after a node restart) that can
+// time out, so it is retried for up to two minutes before giving up.
+func (r *Receiver) ensureStreams(ctx context.Context) error {
+	cfg := queue.Config{Replicas: r.Options.Replicas, Retention: r.Options.Retention, MaxAckPending: r.Options.MaxAckPending}
+	deadline := time.Now().Add(2 * time.Minute)
+	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := queue.Ensure(ctx, r.JetStream, cfg)
+		if err == nil || r.Options.NATSURL == "" || time.Now().After(deadline) {
+			return err
+		}
+		r.Logger.Info("JetStream not ready, retrying", "error", err.Error(), "in", wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
 
 func (r *Receiver) connect(ctx context.Context) error {
 	o := r.Options
@@ -287,14 +336,10 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open fan-out consumer: %w", err)
 	}
-	deliveries, err := r.JetStream.Consumer(ctx, queue.DeliveriesStream, queue.DispatchConsumer)
-	if err != nil {
-		return fmt.Errorf("open dispatch consumer: %w", err)
-	}
 	fan := &Fanout{JS: r.JetStream, Consumer: events, Registry: r.Registry, Log: r.Log, Status: r.Status,
 		Metrics: r.Metrics, Logger: r.Logger.WithName("fanout"), Workers: o.FanoutWorkers}
-	disp := &Dispatcher{Consumer: deliveries, Log: r.Log, Registry: r.Registry, Status: r.Status, Metrics: r.Metrics,
-		Logger: r.Logger.WithName("dispatch"), Workers: o.Workers, ShutdownGrace: o.ShutdownGrace}
+	disp := &Dispatcher{JS: r.JetStream, Log: r.Log, Registry: r.Registry, Status: r.Status, Metrics: r.Metrics,
+		Logger: r.Logger.WithName("dispatch"), Replicas: o.Replicas, MaxPending: o.MaxAckPending, ShutdownGrace: o.ShutdownGrace}
 
 	// Data-plane workers start once the endpoint informer has synced, so no
 	// delivery is judged against an empty registry.
@@ -308,8 +353,11 @@ func (r *Receiver) Start(ctx context.Context) error {
 		}
 		return nil
 	}
+	// The data plane runs on every replica: JetStream consumers share the
+	// work. Only the annotation actions (a controller) and the status writes
+	// (gated inside the StatusWriter) wait for the leader election.
 	add := func(name string, f func(context.Context) error) error {
-		return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return mgr.Add(everyReplica(func(ctx context.Context) error {
 			if err := waitSynced(ctx); err != nil {
 				return nil
 			}
@@ -330,6 +378,9 @@ func (r *Receiver) Start(ctx context.Context) error {
 		return err
 	}
 	for _, rn := range r.Runnables {
+		if _, ok := rn.(manager.LeaderElectionRunnable); !ok {
+			rn = everyReplica(rn.Start)
+		}
 		if err := mgr.Add(rn); err != nil {
 			return err
 		}
@@ -346,7 +397,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
 	r.addr.Store(ln.Addr().String())
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -367,6 +418,14 @@ func (r *Receiver) Start(ctx context.Context) error {
 	return mgr.Start(ctx)
 }
 
+// everyReplica is a runnable that does not wait for the leader election.
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+
+// NeedLeaderElection is false: every replica runs it.
+func (everyReplica) NeedLeaderElection() bool { return false }
+
 // Addr is the address the HTTP server listens on, once Start has bound it.
 func (r *Receiver) Addr() string {
 	a, _ := r.addr.Load().(string)
@@ -382,13 +441,22 @@ func (r *Receiver) watchDepth(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		for _, c := range []struct{ stream, name string }{
-			{queue.EventsStream, queue.FanoutConsumer}, {queue.DeliveriesStream, queue.DispatchConsumer}, {queue.InboundStream, queue.PipelineConsumer},
+			{queue.EventsStream, queue.FanoutConsumer}, {queue.InboundStream, queue.PipelineConsumer},
 		} {
 			if cons, err := r.JetStream.Consumer(ctx, c.stream, c.name); err == nil {
 				if info, err := cons.Info(ctx); err == nil {
 					r.Metrics.QueueDepth.WithLabelValues(c.name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
 				}
 			}
+		}
+		// Deliveries: the sum over the per-endpoint consumers.
+		if stream, err := r.JetStream.Stream(ctx, queue.DeliveriesStream); err == nil {
+			var depth uint64
+			infos := stream.ListConsumers(ctx)
+			for info := range infos.Info() {
+				depth += info.NumPending + uint64(info.NumAckPending)
+			}
+			r.Metrics.QueueDepth.WithLabelValues("dispatch").Set(float64(depth))
 		}
 		select {
 		case <-ctx.Done():
