@@ -40,9 +40,17 @@ type stats struct {
 	DisabledReason      string                    `json:"disabledReason,omitempty"`
 	DisabledMessage     string                    `json:"disabledMessage,omitempty"`
 	DisabledGeneration  int64                     `json:"disabledGeneration,omitempty"`
-	Handled             map[string]string         `json:"handled,omitempty"`
+	// DisabledAt is when Disabled last changed; the latest change wins when
+	// replicas merge.
+	DisabledAt *metav1.Time      `json:"disabledAt,omitempty"`
+	Handled    map[string]string `json:"handled,omitempty"`
 
-	dirty bool
+	// delta is what this replica learned since it last merged into the
+	// bucket; rev is the bucket revision this view reflects.
+	delta *statsDelta
+	rev   uint64
+	// statusDirty: the status does not show this view yet.
+	statusDirty bool
 	// What the last successful flush wrote, to emit Events on transitions.
 	flushedDegraded, flushedDisabled bool
 	flushedOnce                      bool
@@ -55,6 +63,12 @@ func (s *stats) degraded() bool {
 // StatusWriter aggregates delivery outcomes per endpoint and writes them to
 // the endpoint's status at most once per interval, with server-side apply
 // under the receiver's field manager.
+//
+// With several receiver replicas each one only sees its own deliveries. Every
+// replica therefore merges what it learned (a statsDelta) into the shared
+// entry of the stats bucket with a revision check, once per interval, and
+// watches the bucket so its view (Disabled, handled annotations) follows the
+// others. Only the elected replica writes status, from the merged entry.
 type StatusWriter struct {
 	client   client.Client
 	kv       jetstream.KeyValue
@@ -70,6 +84,32 @@ type StatusWriter struct {
 	// patches counts status writes, for tests and benchmarks.
 	patches map[types.UID]int
 	kick    chan struct{}
+	// elected is closed once this replica may write status; nil means always.
+	elected <-chan struct{}
+}
+
+// SetElected makes status writes wait for the channel to close (the
+// manager's Elected()). Stats are still merged into the bucket before that.
+func (w *StatusWriter) SetElected(ch <-chan struct{}) { w.elected = ch }
+
+func (w *StatusWriter) leader() bool {
+	if w.elected == nil {
+		return true
+	}
+	select {
+	case <-w.elected:
+		return true
+	default:
+		return false
+	}
+}
+
+// pending returns the delta of s, creating it. Callers hold w.mu.
+func (s *stats) pending() *statsDelta {
+	if s.delta == nil {
+		s.delta = &statsDelta{}
+	}
+	return s.delta
 }
 
 // NewStatusWriter builds a writer; Run flushes it.
@@ -88,13 +128,16 @@ func (w *StatusWriter) load(ctx context.Context, e *Endpoint) *stats {
 	s := &stats{Namespace: obj.Namespace, Name: obj.Name}
 	if entry, err := w.kv.Get(ctx, string(e.UID)); err == nil {
 		_ = json.Unmarshal(entry.Value(), s)
+		s.rev = entry.Revision()
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		w.log.Error(err, "read endpoint stats", "endpoint", obj.Namespace+"/"+obj.Name)
 	}
 	// The status is the truth for Disabled when the bucket has nothing.
-	if c := apimeta.FindStatusCondition(obj.Status.Conditions, miraapi.DisabledCondition); c != nil && c.Status == metav1.ConditionTrue && !s.Disabled {
+	if c := apimeta.FindStatusCondition(obj.Status.Conditions, miraapi.DisabledCondition); c != nil && c.Status == metav1.ConditionTrue && !s.Disabled && s.DisabledAt == nil {
 		s.Disabled, s.DisabledReason, s.DisabledMessage = true, c.Reason, c.Message
 		s.DisabledGeneration = c.ObservedGeneration
+		s.DisabledAt = &c.LastTransitionTime
+		s.pending().setDisabled(s, c.LastTransitionTime)
 	}
 	if s.Handled == nil {
 		s.Handled = map[string]string{}
@@ -103,6 +146,7 @@ func (w *StatusWriter) load(ctx context.Context, e *Endpoint) *stats {
 		if k != miraapi.RotateSecretAnnotation {
 			if _, ok := s.Handled[k]; !ok {
 				s.Handled[k] = v
+				s.pending().setHandled(k, v)
 			}
 		}
 	}
@@ -129,8 +173,8 @@ func (w *StatusWriter) Enable(ctx context.Context, e *Endpoint, annotationValue 
 	defer w.mu.Unlock()
 	s := w.load(ctx, e)
 	s.Handled[miraapi.EnableAnnotation] = annotationValue
+	s.pending().setHandled(miraapi.EnableAnnotation, annotationValue)
 	w.enableLocked(s, e, "annotation "+miraapi.EnableAnnotation)
-	s.dirty = true
 	w.kickLocked()
 }
 
@@ -138,12 +182,15 @@ func (w *StatusWriter) enableLocked(s *stats, e *Endpoint, why string) {
 	if !s.Disabled {
 		return
 	}
+	now := metav1.NewTime(w.now())
 	s.Disabled, s.DisabledReason, s.DisabledMessage = false, "", "re-enabled: "+why
-	s.ConsecutiveFailures, s.FailingSince = 0, nil
+	s.ConsecutiveFailures, s.FailingSince, s.DisabledAt = 0, nil, &now
+	d := s.pending()
+	d.setDisabled(s, now)
+	d.reset(now)
 	e.mu.Lock()
 	e.breaker = newBreaker()
 	e.mu.Unlock()
-	s.dirty = true
 }
 
 // Handled returns the last handled value of an action annotation.
@@ -159,7 +206,7 @@ func (w *StatusWriter) SetHandled(ctx context.Context, e *Endpoint, annotation, 
 	defer w.mu.Unlock()
 	s := w.load(ctx, e)
 	s.Handled[annotation] = value
-	s.dirty = true
+	s.pending().setHandled(annotation, value)
 	w.kickLocked()
 }
 
@@ -179,21 +226,19 @@ func (w *StatusWriter) Record(ctx context.Context, e *Endpoint, o Outcome) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.load(ctx, e)
-	s.dirty = true
-	countState(&s.Counts, o.PrevState, -1)
-	countState(&s.Counts, o.State, +1)
-	if o.State == StateSkipped && o.Attempt.Attempt == 0 {
-		return
-	}
 	a := o.Attempt
 	if len(a.Payload) > maxPayloadInStatus {
 		a.Payload = a.Payload[:maxPayloadInStatus] + "…"
 	}
-	s.LastDelivery = &a
-	s.Recent = append([]miraapi.DeliveryAttempt{a}, s.Recent...)
-	if len(s.Recent) > 10 {
-		s.Recent = s.Recent[:10]
+	d := s.pending()
+	d.record(o, a)
+	addState(&s.Counts, o.PrevState, -1)
+	addState(&s.Counts, o.State, +1)
+	if o.State == StateSkipped && o.Attempt.Attempt == 0 {
+		return
 	}
+	s.LastDelivery = &a
+	s.Recent = mergeRecent(s.Recent, []miraapi.DeliveryAttempt{a})
 	t := a.Time
 	if !o.Failed {
 		s.LastSuccess = &t
@@ -208,6 +253,7 @@ func (w *StatusWriter) Record(ctx context.Context, e *Endpoint, o Outcome) {
 	obj := e.Object()
 	switch {
 	case s.Disabled:
+		return
 	case o.Gone:
 		s.Disabled, s.DisabledReason = true, miraapi.GoneReason
 		s.DisabledMessage = "the endpoint answered 410 Gone; deliveries are kept as skipped until it is re-enabled"
@@ -217,10 +263,18 @@ func (w *StatusWriter) Record(ctx context.Context, e *Endpoint, o Outcome) {
 		s.DisabledMessage = fmt.Sprintf("every attempt failed since %s (disableAfter %s); deliveries are kept as skipped until it is re-enabled",
 			s.FailingSince.UTC().Format(time.RFC3339), obj.GetDisableAfter())
 		s.DisabledGeneration = obj.Generation
+	default:
+		return
 	}
+	now := metav1.NewTime(w.now())
+	s.DisabledAt = &now
+	d.setDisabled(s, now)
 }
 
-func countState(c *miraapi.DeliveryCounts, state string, d int64) {
+// addState adds d to the count of a state. Counts are not clamped here:
+// replicas' deltas must add up in any order (one replica's -1 Retrying may
+// merge before another's +1); status shows negative counts as 0.
+func addState(c *miraapi.DeliveryCounts, state string, d int64) {
 	switch state {
 	case StateDelivered:
 		c.Delivered += d
@@ -231,9 +285,15 @@ func countState(c *miraapi.DeliveryCounts, state string, d int64) {
 	case StateSkipped:
 		c.Skipped += d
 	}
-	if c.Retrying < 0 {
-		c.Retrying = 0
+}
+
+func clampCounts(c miraapi.DeliveryCounts) miraapi.DeliveryCounts {
+	for _, p := range []*int64{&c.Delivered, &c.Retrying, &c.Dead, &c.Skipped} {
+		if *p < 0 {
+			*p = 0
+		}
 	}
+	return c
 }
 
 func (w *StatusWriter) kickLocked() {
@@ -250,8 +310,13 @@ func (w *StatusWriter) Patches(uid types.UID) int {
 	return w.patches[uid]
 }
 
-// Run flushes dirty endpoints every interval until ctx ends, then once more.
+// Run flushes every interval until ctx ends, then once more. It runs on
+// every replica (merging into the bucket); only the elected one writes
+// status.
 func (w *StatusWriter) Run(ctx context.Context) error {
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go w.watch(wctx)
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	for {
@@ -274,8 +339,150 @@ func (w *StatusWriter) Run(ctx context.Context) error {
 	}
 }
 
-// Flush writes every dirty endpoint's status once.
+// watch follows the stats bucket so this replica's view includes what the
+// others merged; the elected replica writes status for those endpoints too.
+func (w *StatusWriter) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		kw, err := w.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+		if err != nil {
+			w.log.V(1).Info("watch endpoint stats", "error", err.Error())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for entry := range kw.Updates() {
+			if entry != nil {
+				w.adopt(ctx, entry)
+			}
+		}
+		_ = kw.Stop()
+	}
+}
+
+// adopt takes a newer bucket entry as this replica's view, keeping what it
+// has not merged yet.
+func (w *StatusWriter) adopt(ctx context.Context, entry jetstream.KeyValueEntry) {
+	uid := types.UID(entry.Key())
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.byUID[uid]
+	if s == nil {
+		e := w.registry.Get(uid)
+		if e == nil {
+			return
+		}
+		s = w.load(ctx, e)
+		s.statusDirty = true
+		return
+	}
+	if entry.Revision() <= s.rev {
+		return
+	}
+	var cur stats
+	if err := json.Unmarshal(entry.Value(), &cur); err != nil {
+		return
+	}
+	w.replaceViewLocked(s, &cur, entry.Revision())
+}
+
+// replaceViewLocked makes merged (at revision rev) plus the pending delta the
+// view of s. Callers hold w.mu.
+func (w *StatusWriter) replaceViewLocked(s *stats, merged *stats, rev uint64) {
+	d, fd, fdis, fo := s.delta, s.flushedDegraded, s.flushedDisabled, s.flushedOnce
+	*s = *merged
+	s.Recent = append([]miraapi.DeliveryAttempt(nil), merged.Recent...)
+	s.Handled = map[string]string{}
+	for k, v := range merged.Handled {
+		s.Handled[k] = v
+	}
+	s.apply(d)
+	s.delta, s.rev, s.statusDirty = d, rev, true
+	s.flushedDegraded, s.flushedDisabled, s.flushedOnce = fd, fdis, fo
+}
+
+// merge adds a delta to the endpoint's bucket entry with a revision check,
+// retrying on conflicts with other replicas, and returns the merged entry.
+func (w *StatusWriter) merge(ctx context.Context, uid types.UID, ns, name string, d *statsDelta) (*stats, uint64, error) {
+	key := string(uid)
+	for i := 0; ; i++ {
+		cur := &stats{}
+		var rev uint64
+		entry, err := w.kv.Get(ctx, key)
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(entry.Value(), cur); err != nil {
+				cur = &stats{}
+			}
+			rev = entry.Revision()
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		default:
+			return nil, 0, err
+		}
+		if cur.Namespace == "" {
+			cur.Namespace, cur.Name = ns, name
+		}
+		cur.apply(d)
+		b, err := json.Marshal(cur)
+		if err != nil {
+			return nil, 0, err
+		}
+		if rev == 0 {
+			rev, err = w.kv.Create(ctx, key, b)
+		} else {
+			rev, err = w.kv.Update(ctx, key, b, rev)
+		}
+		if err == nil {
+			return cur, rev, nil
+		}
+		if i >= 20 || !(errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)) {
+			return nil, 0, err
+		}
+	}
+}
+
+// Flush merges every endpoint's pending delta into the bucket and, on the
+// elected replica, writes the status of every endpoint whose view changed.
 func (w *StatusWriter) Flush(ctx context.Context) {
+	type mjob struct {
+		uid      types.UID
+		ns, name string
+		d        *statsDelta
+	}
+	w.mu.Lock()
+	var merges []mjob
+	for uid, s := range w.byUID {
+		if s.delta != nil {
+			merges = append(merges, mjob{uid, s.Namespace, s.Name, s.delta})
+			s.delta = nil
+		}
+	}
+	w.mu.Unlock()
+	parallel(len(merges), func(i int) {
+		j := merges[i]
+		merged, rev, err := w.merge(ctx, j.uid, j.ns, j.name, j.d)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		s := w.byUID[j.uid]
+		if s == nil {
+			return
+		}
+		if err != nil {
+			w.log.Error(err, "merge endpoint stats", "endpoint", j.ns+"/"+j.name)
+			s.delta = j.d.then(s.delta) // try again next interval
+			return
+		}
+		if rev > s.rev {
+			w.replaceViewLocked(s, merged, rev)
+		}
+		s.statusDirty = true
+	})
+
+	if !w.leader() {
+		return
+	}
 	type job struct {
 		uid types.UID
 		s   stats
@@ -283,44 +490,52 @@ func (w *StatusWriter) Flush(ctx context.Context) {
 	w.mu.Lock()
 	var jobs []job
 	for uid, s := range w.byUID {
-		if s.dirty {
+		if s.statusDirty {
 			cp := *s
+			cp.delta = nil
 			cp.Recent = append([]miraapi.DeliveryAttempt(nil), s.Recent...)
 			cp.Handled = map[string]string{}
 			for k, v := range s.Handled {
 				cp.Handled[k] = v
 			}
 			jobs = append(jobs, job{uid, cp})
-			s.dirty = false
+			s.statusDirty = false
 		}
 	}
 	w.mu.Unlock()
+	parallel(len(jobs), func(i int) {
+		j := jobs[i]
+		err := w.write(ctx, j.uid, &j.s)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		s := w.byUID[j.uid]
+		if s == nil {
+			return
+		}
+		if err != nil {
+			s.statusDirty = true // try again next interval
+			return
+		}
+		w.patches[j.uid]++
+		if w.metrics != nil {
+			w.metrics.StatusPatches.Inc()
+		}
+		s.flushedDegraded, s.flushedDisabled, s.flushedOnce = j.s.degraded(), j.s.Disabled, true
+	})
+}
 
+// parallel runs f(0..n-1), 16 at a time.
+func parallel(n int, f func(int)) {
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
-	for _, j := range jobs {
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(j job) {
+		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			err := w.write(ctx, j.uid, &j.s)
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			s := w.byUID[j.uid]
-			if s == nil {
-				return
-			}
-			if err != nil {
-				s.dirty = true // try again next interval
-				return
-			}
-			w.patches[j.uid]++
-			if w.metrics != nil {
-				w.metrics.StatusPatches.Inc()
-			}
-			s.flushedDegraded, s.flushedDisabled, s.flushedOnce = j.s.degraded(), j.s.Disabled, true
-		}(j)
+			f(i)
+		}(i)
 	}
 	wg.Wait()
 }
@@ -334,13 +549,6 @@ func (w *StatusWriter) write(ctx context.Context, uid types.UID, s *stats) error
 		return nil
 	}
 	obj := e.Object()
-	b, err := json.Marshal(s)
-	if err == nil {
-		_, err = w.kv.Put(ctx, string(uid), b)
-	}
-	if err != nil {
-		w.log.Error(err, "persist endpoint stats", "endpoint", obj.Namespace+"/"+obj.Name)
-	}
 
 	now := metav1.NewTime(w.now())
 	degraded := metav1.Condition{Type: miraapi.DegradedCondition, Status: metav1.ConditionFalse, Reason: miraapi.DeliveriesHealthyReason,
@@ -363,6 +571,7 @@ func (w *StatusWriter) write(ctx context.Context, uid types.UID, s *stats) error
 			c.LastTransitionTime = prev.LastTransitionTime
 		}
 	}
+	counts := clampCounts(s.Counts)
 	status := miraapi.WebhookEndpointStatus{
 		Conditions:          []metav1.Condition{degraded, disabled},
 		LastDelivery:        s.LastDelivery,
@@ -370,7 +579,7 @@ func (w *StatusWriter) write(ctx context.Context, uid types.UID, s *stats) error
 		LastFailureTime:     s.LastFailure,
 		FailingSince:        s.FailingSince,
 		ConsecutiveFailures: s.ConsecutiveFailures,
-		Deliveries:          &s.Counts,
+		Deliveries:          &counts,
 		RecentAttempts:      s.Recent,
 		HandledAnnotations:  s.Handled,
 	}

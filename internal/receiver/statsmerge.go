@@ -1,0 +1,211 @@
+package receiver
+
+import (
+	"sort"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+)
+
+// maxRecent bounds the recent attempts kept per endpoint.
+const maxRecent = 10
+
+// statsDelta is what one receiver replica learned about an endpoint since it
+// last merged into the shared stats bucket. Several replicas deliver for the
+// same endpoint, so none of them knows the whole picture: each merges its
+// delta into the bucket entry with a revision check (compare and swap), and
+// the merge is built so that the order of merges does not change the result
+// (counts add, times take the latest, recent attempts merge by time).
+type statsDelta struct {
+	// Counts are differences (a delivery moving from Retrying to Delivered
+	// is -1 Retrying, +1 Delivered), so they may be negative.
+	Counts miraapi.DeliveryCounts
+	// Recent attempts, newest first, at most maxRecent.
+	Recent      []miraapi.DeliveryAttempt
+	LastSuccess *metav1.Time
+	LastFailure *metav1.Time
+	// ResetAt is the time of the last success or re-enable seen here; Failures
+	// and FailingSince count the failed attempts after it (all of them when
+	// ResetAt is nil).
+	ResetAt      *metav1.Time
+	Failures     int32
+	FailingSince *metav1.Time
+	// DisabledSet carries a change of the Disabled state made at DisabledAt.
+	DisabledSet        bool
+	Disabled           bool
+	DisabledReason     string
+	DisabledMessage    string
+	DisabledGeneration int64
+	DisabledAt         metav1.Time
+	// Handled annotation values set here.
+	Handled map[string]string
+}
+
+func laterTime(a, b *metav1.Time) *metav1.Time {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	case b.After(a.Time):
+		return b
+	}
+	return a
+}
+
+func addCounts(c *miraapi.DeliveryCounts, d miraapi.DeliveryCounts) {
+	c.Delivered += d.Delivered
+	c.Retrying += d.Retrying
+	c.Dead += d.Dead
+	c.Skipped += d.Skipped
+}
+
+// mergeRecent merges two newest-first attempt lists by time, drops repeats of
+// the same attempt and keeps the newest maxRecent.
+func mergeRecent(a, b []miraapi.DeliveryAttempt) []miraapi.DeliveryAttempt {
+	if len(b) == 0 {
+		return a
+	}
+	type key struct {
+		id string
+		n  int32
+	}
+	seen := map[key]bool{}
+	out := make([]miraapi.DeliveryAttempt, 0, len(a)+len(b))
+	for _, l := range [][]miraapi.DeliveryAttempt{b, a} {
+		for _, at := range l {
+			k := key{at.DeliveryID, at.Attempt}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			out = append(out, at)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time.Time) })
+	if len(out) > maxRecent {
+		out = out[:maxRecent]
+	}
+	return out
+}
+
+// record adds one outcome to the delta.
+func (d *statsDelta) record(o Outcome, a miraapi.DeliveryAttempt) {
+	addState(&d.Counts, o.PrevState, -1)
+	addState(&d.Counts, o.State, +1)
+	if o.State == StateSkipped && o.Attempt.Attempt == 0 {
+		return
+	}
+	d.Recent = mergeRecent(d.Recent, []miraapi.DeliveryAttempt{a})
+	t := a.Time
+	if !o.Failed {
+		d.LastSuccess = laterTime(d.LastSuccess, &t)
+		d.reset(t)
+		return
+	}
+	d.LastFailure = laterTime(d.LastFailure, &t)
+	d.Failures++
+	if d.FailingSince == nil {
+		d.FailingSince = &t
+	}
+}
+
+// reset notes that the failure streak ended at t (a success or a re-enable).
+func (d *statsDelta) reset(t metav1.Time) {
+	d.ResetAt, d.Failures, d.FailingSince = &t, 0, nil
+}
+
+// setDisabled carries s's Disabled state, changed at t, in the delta.
+func (d *statsDelta) setDisabled(s *stats, t metav1.Time) {
+	d.DisabledSet, d.Disabled, d.DisabledReason, d.DisabledMessage = true, s.Disabled, s.DisabledReason, s.DisabledMessage
+	d.DisabledGeneration, d.DisabledAt = s.DisabledGeneration, t
+}
+
+func (d *statsDelta) setHandled(k, v string) {
+	if d.Handled == nil {
+		d.Handled = map[string]string{}
+	}
+	d.Handled[k] = v
+}
+
+// then returns the delta of d followed by n (used when a merge failed and
+// more happened meanwhile).
+func (d *statsDelta) then(n *statsDelta) *statsDelta {
+	if d == nil {
+		return n
+	}
+	if n == nil {
+		return d
+	}
+	out := *d
+	addCounts(&out.Counts, n.Counts)
+	out.Recent = mergeRecent(d.Recent, n.Recent)
+	out.LastSuccess = laterTime(d.LastSuccess, n.LastSuccess)
+	out.LastFailure = laterTime(d.LastFailure, n.LastFailure)
+	if n.ResetAt != nil {
+		out.ResetAt, out.Failures, out.FailingSince = n.ResetAt, n.Failures, n.FailingSince
+	} else {
+		out.Failures += n.Failures
+		if out.FailingSince == nil {
+			out.FailingSince = n.FailingSince
+		}
+	}
+	if n.DisabledSet {
+		out.DisabledSet, out.Disabled, out.DisabledReason, out.DisabledMessage = true, n.Disabled, n.DisabledReason, n.DisabledMessage
+		out.DisabledGeneration, out.DisabledAt = n.DisabledGeneration, n.DisabledAt
+	}
+	if len(n.Handled) > 0 {
+		out.Handled = map[string]string{}
+		for k, v := range d.Handled {
+			out.Handled[k] = v
+		}
+		for k, v := range n.Handled {
+			out.Handled[k] = v
+		}
+	}
+	return &out
+}
+
+// apply merges a delta into stats (the shared bucket entry or a replica's
+// view of it).
+func (s *stats) apply(d *statsDelta) {
+	if d == nil {
+		return
+	}
+	addCounts(&s.Counts, d.Counts)
+	s.Recent = mergeRecent(s.Recent, d.Recent)
+	if len(s.Recent) > 0 && (s.LastDelivery == nil || !s.LastDelivery.Time.After(s.Recent[0].Time.Time)) {
+		a := s.Recent[0]
+		s.LastDelivery = &a
+	}
+	s.LastSuccess = laterTime(s.LastSuccess, d.LastSuccess)
+	s.LastFailure = laterTime(s.LastFailure, d.LastFailure)
+	switch {
+	case d.ResetAt != nil && (s.FailingSince == nil || !s.FailingSince.After(d.ResetAt.Time)):
+		// The streak recorded so far began before this replica saw a
+		// success: only the failures after that success count.
+		s.ConsecutiveFailures, s.FailingSince = d.Failures, d.FailingSince
+	default:
+		// Failures on both sides belong to the same streak.
+		s.ConsecutiveFailures += d.Failures
+		if s.FailingSince == nil || (d.FailingSince != nil && d.FailingSince.Before(s.FailingSince)) {
+			s.FailingSince = d.FailingSince
+		}
+	}
+	if s.ConsecutiveFailures == 0 {
+		s.FailingSince = nil
+	}
+	if d.DisabledSet && (s.DisabledAt == nil || !d.DisabledAt.Before(s.DisabledAt)) {
+		s.Disabled, s.DisabledReason, s.DisabledMessage = d.Disabled, d.DisabledReason, d.DisabledMessage
+		s.DisabledGeneration = d.DisabledGeneration
+		at := d.DisabledAt
+		s.DisabledAt = &at
+	}
+	if len(d.Handled) > 0 && s.Handled == nil {
+		s.Handled = map[string]string{}
+	}
+	for k, v := range d.Handled {
+		s.Handled[k] = v
+	}
+}
