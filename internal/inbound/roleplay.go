@@ -58,7 +58,16 @@ func (r *RoleplayRequest) validate() (scoring.Transcript, error) {
 	case len(r.Rep.ID) > 256 || len(r.Rep.Name) > 256:
 		return scoring.Transcript{}, errors.New("rep id and name must be at most 256 characters")
 	}
-	return parseTranscript(r.Transcript)
+	t, err := parseTranscript(r.Transcript)
+	if err != nil {
+		return scoring.Transcript{}, err
+	}
+	for _, s := range t.Segments {
+		if len(s.Words) > 0 {
+			return t, nil
+		}
+	}
+	return scoring.Transcript{}, errors.New("transcript has no words")
 }
 
 // parseTranscript reads either transcript format: entries with "words" are

@@ -60,8 +60,9 @@ func TestStripeEventsAppliedAndReadable(t *testing.T) {
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return err
 		}
-		if c.Invoice == nil {
-			return fmt.Errorf("no invoice yet")
+		// The two events are processed in parallel: wait for both.
+		if c.Invoice == nil || c.UserID == "" {
+			return fmt.Errorf("not both events applied yet: %+v", c)
 		}
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,6 +57,15 @@ var (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
+	// Fuzzing (coordinator and workers) needs no cluster: run
+	// `go test -run '^$' -fuzz FuzzRoleplayRequest`.
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		return m.Run()
+	}
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		return m.Run()
+	}
 	level := zapcore.Level(2)
 	if os.Getenv("TEST_VERBOSE") != "" {
 		level = -1
@@ -293,7 +303,12 @@ func waitEvent(t *testing.T, event, key, value string) map[string]any {
 		case <-consumer.notify:
 		case <-time.After(100 * time.Millisecond):
 		case <-timeout:
-			t.Fatalf("no %s with %s=%s at the consumer", event, key, value)
+			consumer.mu.Lock()
+			n := len(consumer.got)
+			consumer.mu.Unlock()
+			// Say whether the pipeline or the delivery stalled.
+			t.Fatalf("no %s with %s=%s at the consumer (%d deliveries in all; %d events stored)",
+				event, key, value, n, streamMessages(t, queue.EventsStream))
 		}
 	}
 }
