@@ -35,7 +35,7 @@ const (
 
 // progressEvery is how often a long-running message is marked in progress,
 // well inside the consumer's ack wait.
-const progressEvery = 20 * time.Second
+const progressEvery = 10 * time.Second
 
 // Run consumes the inbound stream until ctx ends.
 func (in *Inbound) Run(ctx context.Context) error {
