@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,35 +42,7 @@ func (in *Inbound) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open pipeline consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(in.o.Workers * 2))
-	if err != nil {
-		return fmt.Errorf("consume inbound messages: %w", err)
-	}
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
-	sem := make(chan struct{}, in.o.Workers)
-	var wg sync.WaitGroup
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
-			}
-			in.log.Error(err, "fetch inbound messages")
-			continue
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			in.process(ctx, msg)
-		}()
-	}
-	wg.Wait()
-	return nil
+	return queue.Consume(ctx, cons, in.o.Workers, in.log, in.process)
 }
 
 // process handles one message and acknowledges it. Handlers deal with

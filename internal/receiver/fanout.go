@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -51,42 +50,15 @@ func (f *Fanout) Run(ctx context.Context) error {
 	if f.Now == nil {
 		f.Now = time.Now
 	}
-	workers := max(f.Workers, 1)
-	it, err := f.Consumer.Messages(jetstream.PullMaxMessages(workers * 4))
-	if err != nil {
-		return fmt.Errorf("consume events: %w", err)
-	}
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
-	work := context.WithoutCancel(ctx)
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
-			}
-			f.Logger.Error(err, "fetch events")
-			continue
+	return queue.Consume(ctx, f.Consumer, f.Workers, f.Logger, func(ctx context.Context, msg jetstream.Msg) {
+		// Finish queuing an event's deliveries even while shutting down.
+		if err := f.handle(context.WithoutCancel(ctx), msg); err != nil {
+			f.Logger.Error(err, "fan out event; retrying")
+			_ = msg.NakWithDelay(time.Second)
+			return
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := f.handle(work, msg); err != nil {
-				f.Logger.Error(err, "fan out event; retrying")
-				_ = msg.NakWithDelay(time.Second)
-				return
-			}
-			_ = msg.Ack()
-		}()
-	}
-	wg.Wait()
-	return nil
+		_ = msg.Ack()
+	})
 }
 
 func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
