@@ -95,7 +95,12 @@ func TestRBAC(t *testing.T) {
 		deny("delete", "apps", "deployments", "", Namespace),
 		deny("create", "", "pods", "", Namespace),
 		deny("get", "", "configmaps", "", team),
-		deny("create", "coordination.k8s.io", "leases", "", Namespace),
+		// Its leader-election Lease (--leader-elect), in its own namespace only.
+		allow("get", "coordination.k8s.io", "leases", "", Namespace),
+		allow("create", "coordination.k8s.io", "leases", "", Namespace),
+		allow("update", "coordination.k8s.io", "leases", "", Namespace),
+		deny("create", "coordination.k8s.io", "leases", "", team),
+		deny("delete", "coordination.k8s.io", "leases", "", Namespace),
 	}
 	manager := []access{
 		// Generates and rotates signing Secrets: the one writer of Secrets.
