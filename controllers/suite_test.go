@@ -72,19 +72,10 @@ func zapLevel() int8 {
 	return 2 // errors only
 }
 
-// eventually polls cond until it returns nil or the deadline passes. It
-// waits for an outcome the system converges to; it is not a fixed sleep.
+// eventually waits for a state the system converges to; see testenv.Eventually.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
+	testenv.Eventually(t, what, 30*time.Second, cond)
 }
 
 // reconcileCount reads controller-runtime's reconcile counter for a controller.

@@ -156,21 +156,10 @@ func writeKubeconfig(cfg *rest.Config, path string) (string, error) {
 	return path, nil
 }
 
-// eventually polls cond until it returns nil; it awaits a state the system
-// converges to and fails the test after a generous deadline.
+// eventually waits for a state the system converges to; see testenv.Eventually.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		select {
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("%s: %v", what, err)
+	testenv.Eventually(t, what, 45*time.Second, cond)
 }
 
 func newNamespace(t *testing.T) string {

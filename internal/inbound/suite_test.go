@@ -313,18 +313,10 @@ func waitEvent(t *testing.T, event, key, value string) map[string]any {
 	}
 }
 
-// eventually polls cond until it returns nil or a generous deadline passes.
+// eventually waits for a state the system converges to; see testenv.Eventually.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
+	testenv.Eventually(t, what, 45*time.Second, cond)
 }
 
 // pipelineIdle waits until the pipeline has acknowledged every inbound message.

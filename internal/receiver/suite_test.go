@@ -135,19 +135,10 @@ func testOptions(dataDir string) receiver.Options {
 	return o
 }
 
-// eventually polls cond until it returns nil; it awaits a state the system
-// converges to and fails the test after a generous deadline.
+// eventually waits for a state the system converges to; see testenv.Eventually.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
+	testenv.Eventually(t, what, 45*time.Second, cond)
 }
 
 // publish posts an event to the receiver's API.

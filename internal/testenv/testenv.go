@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -45,4 +47,20 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 	// Tests create many objects quickly.
 	cfg.QPS, cfg.Burst = 500, 1000
 	return env, cfg, nil
+}
+
+// Eventually polls cond until it returns nil, failing the test with the last
+// error after timeout. It waits for a state the system converges to (an
+// object's status, a count at a consumer); it is not a fixed sleep.
+func Eventually(t testing.TB, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", what, err)
 }
