@@ -22,6 +22,8 @@ help: ## Show this help.
 manifests: $(BIN)/controller-gen ## Generate CRDs and RBAC from the API types and kubebuilder markers.
 	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(BIN)/controller-gen rbac:roleName=mira-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	cp config/crd/bases/*.yaml charts/mira-operator/crds/
+	$(GO) run ./hack/crd-docs
 
 .PHONY: generate
 generate: $(BIN)/controller-gen ## Generate DeepCopy methods.
@@ -30,7 +32,7 @@ generate: $(BIN)/controller-gen ## Generate DeepCopy methods.
 .PHONY: verify
 verify: manifests generate ## Fail when generated files or formatting are stale.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@git diff --exit-code -- api config charts docs/crd-reference.md docs/operations.md || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 
 .PHONY: fmt
 fmt: ## Run gofmt.

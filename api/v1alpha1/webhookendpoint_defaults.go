@@ -4,13 +4,16 @@ import (
 	"time"
 )
 
-// Delivery policy defaults, applied by the getters below.
+// Delivery policy defaults, applied by the getters below. With them, retries
+// of one delivery spread over about 24 hours (5 s doubling to 4 h, 18
+// attempts, cut at maxRetryDuration), like the providers Mira's consumers
+// already know.
 const (
 	DefaultTimeout          = 15 * time.Second
-	DefaultMaxAttempts      = 12
+	DefaultMaxAttempts      = 18
 	DefaultMaxRetryDuration = 24 * time.Hour
 	DefaultBackoffInitial   = 5 * time.Second
-	DefaultBackoffMax       = time.Hour
+	DefaultBackoffMax       = 4 * time.Hour
 	DefaultJitterPercent    = 20
 	DefaultMaxConcurrency   = 16
 	DefaultDisableAfter     = 72 * time.Hour

@@ -106,6 +106,22 @@ type SecretKeyReference struct {
 	Key string `json:"key,omitempty"`
 }
 
+// CASecretReference names a key of a Secret, in the same namespace, that
+// holds a PEM CA bundle.
+type CASecretReference struct {
+	// Name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Key holding the PEM bundle; defaults to "ca.crt".
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
 // LocalSecretReference names a Secret in the same namespace.
 type LocalSecretReference struct {
 	// Name of the Secret.
@@ -120,7 +136,7 @@ type TLSConfig struct {
 	// CASecretRef names a Secret whose key (default "ca.crt") holds a PEM CA
 	// bundle used instead of the system roots.
 	// +optional
-	CASecretRef *SecretKeyReference `json:"caSecretRef,omitempty"`
+	CASecretRef *CASecretReference `json:"caSecretRef,omitempty"`
 
 	// ClientCertSecretRef names a kubernetes.io/tls Secret ("tls.crt" and
 	// "tls.key") presented as the client certificate.
@@ -137,7 +153,8 @@ type DeliveryPolicy struct {
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// MaxAttempts is how many attempts a delivery gets before it is dead,
-	// 1 to 50. Default 12.
+	// 1 to 50. Default 18. With the default backoff that spreads retries
+	// over about a day.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=50
@@ -188,7 +205,7 @@ type BackoffPolicy struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="backoff.initial must be between 1s and 1h"
 	Initial *metav1.Duration `json:"initial,omitempty"`
 
-	// Max delay between attempts, 1s to 24h. Default 1h.
+	// Max delay between attempts, 1s to 24h. Default 4h.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="backoff.max must be between 1s and 24h"

@@ -460,7 +460,11 @@ func (d *Dispatcher) finish(ctx context.Context, msg jetstream.Msg, e *Endpoint,
 		}
 		d.Status.Record(ctx, e, o)
 		obj := e.Object()
-		d.Metrics.Deliveries.WithLabelValues(obj.Namespace+"/"+obj.Name, rec.EventType, strings.ToLower(rec.State)).Inc()
+		outcome := rec.State
+		if a != nil && a.Outcome == "Blocked" {
+			outcome = a.Outcome
+		}
+		d.Metrics.Deliveries.WithLabelValues(obj.Namespace+"/"+obj.Name, rec.EventType, strings.ToLower(outcome)).Inc()
 	}
 	if rec.State == StateRetrying {
 		_ = msg.NakWithDelay(retryIn)
