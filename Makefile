@@ -47,6 +47,10 @@ test: envtest-bins render-tools ## Run unit and envtest (real kube-apiserver + e
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
+.PHONY: reliability
+reliability: envtest-bins $(BIN)/nats-server ## Run the fault-injection suite at full load (figures in docs/reliability.md).
+	MIRA_RELIABILITY=full $(GO) test -count=1 -timeout 30m -v ./test/reliability/
+
 .PHONY: bench
 bench: envtest-bins ## Run the benchmarks and write docs/benchmarks.md.
 	$(GO) run ./hack/bench -out docs/benchmarks.md
@@ -107,6 +111,9 @@ $(BIN)/helm:
 
 $(BIN)/kustomize:
 	hack/build-render-tools.sh kustomize $@
+
+$(BIN)/nats-server:
+	hack/build-nats-server.sh $@
 
 $(BIN)/controller-gen:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

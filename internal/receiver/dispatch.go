@@ -184,14 +184,14 @@ func (d *Dispatcher) startLane(ctx, work context.Context, uid types.UID, conc in
 	go func() {
 		defer wg.Done()
 		defer close(l.done)
-		d.fetchLoop(lctx, work, cons, conc, wg)
+		d.fetchLoop(lctx, work, uid, cons, conc, wg)
 	}()
 	return l
 }
 
 // fetchLoop pulls only as many messages as there are free workers, so
 // nothing waits in memory for a busy endpoint.
-func (d *Dispatcher) fetchLoop(ctx, work context.Context, cons jetstream.Consumer, conc int, wg *sync.WaitGroup) {
+func (d *Dispatcher) fetchLoop(ctx, work context.Context, uid types.UID, cons jetstream.Consumer, conc int, wg *sync.WaitGroup) {
 	free := make(chan struct{}, conc)
 	for i := 0; i < conc; i++ {
 		free <- struct{}{}
@@ -201,6 +201,16 @@ func (d *Dispatcher) fetchLoop(ctx, work context.Context, cons jetstream.Consume
 		case <-ctx.Done():
 			return
 		case <-free:
+		}
+		if e := d.Registry.Get(uid); e != nil {
+			if wait := e.pausedUntil().Sub(d.Now()); wait > 0 {
+				select {
+				case <-ctx.Done():
+					free <- struct{}{}
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
 		n := 1
 	more:
@@ -298,37 +308,37 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 			d.finish(ctx, msg, e, rec, prevState, nil, 0)
 			return
 		}
-		_ = msg.NakWithDelay(10 * time.Second)
+		d.holdBack(e, msg, 10*time.Second)
 		return
 	}
 
 	// Flow control (concurrency is the lane's worker count); none of these
 	// count as an attempt.
 	if wait := e.Limits().Wait(); wait > 0 {
-		_ = msg.NakWithDelay(wait)
+		d.holdBack(e, msg, wait)
 		return
 	}
 	breaker := e.CircuitBreaker()
 	if ok, retryIn := breaker.Allow(); !ok {
 		d.Metrics.CircuitOpen.WithLabelValues(obj.Namespace + "/" + obj.Name).Set(1)
-		_ = msg.NakWithDelay(retryIn + time.Duration(d.Rand()*float64(time.Second)))
+		d.holdBack(e, msg, retryIn+time.Duration(d.Rand()*float64(time.Second)))
 		return
 	}
 	secret, previous, err := d.Registry.SigningSecrets(ctx, e)
 	if err != nil {
 		d.Logger.Info("signing secret unavailable, delivery waits", "endpoint", obj.Namespace+"/"+obj.Name, "error", err.Error())
-		_ = msg.NakWithDelay(5 * time.Second)
+		d.holdBack(e, msg, 5*time.Second)
 		return
 	}
 	sender, err := d.Registry.Sender(ctx, e)
 	if err != nil {
 		d.Logger.Info("TLS settings unavailable, delivery waits", "endpoint", obj.Namespace+"/"+obj.Name, "error", err.Error())
-		_ = msg.NakWithDelay(5 * time.Second)
+		d.holdBack(e, msg, 5*time.Second)
 		return
 	}
 	target, err := Target(obj)
 	if err != nil {
-		_ = msg.NakWithDelay(5 * time.Second)
+		d.holdBack(e, msg, 5*time.Second)
 		return
 	}
 
@@ -422,6 +432,15 @@ func (d *Dispatcher) heartbeat(msg jetstream.Msg) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// holdBack returns a message whose endpoint cannot take it now (circuit
+// open, rate limit, configuration or secret not available) and pauses that
+// endpoint's fetching for the same time, so its backlog is not pulled and
+// sent back in a loop.
+func (d *Dispatcher) holdBack(e *Endpoint, msg jetstream.Msg, delay time.Duration) {
+	_ = msg.NakWithDelay(delay)
+	e.pauseFor(d.Now(), delay)
 }
 
 type finishOpt func(*Outcome)

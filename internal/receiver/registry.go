@@ -62,6 +62,8 @@ type Endpoint struct {
 
 	breaker *delivery.Breaker
 	limiter *Limiter
+	// paused holds fetching back until this time (see Dispatcher.holdBack).
+	paused time.Time
 }
 
 // Limits returns the endpoint's concurrency and rate limiter.
@@ -69,6 +71,22 @@ func (e *Endpoint) Limits() *Limiter {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.limiter
+}
+
+// pauseFor stops fetching for this endpoint until now+d (the later of
+// the current pause and this one).
+func (e *Endpoint) pauseFor(now time.Time, d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if until := now.Add(d); until.After(e.paused) {
+		e.paused = until
+	}
+}
+
+func (e *Endpoint) pausedUntil() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.paused
 }
 
 // CircuitBreaker returns the endpoint's breaker.

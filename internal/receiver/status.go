@@ -190,6 +190,7 @@ func (w *StatusWriter) enableLocked(s *stats, e *Endpoint, why string) {
 	d.reset(now)
 	e.mu.Lock()
 	e.breaker = newBreaker()
+	e.paused = time.Time{}
 	e.mu.Unlock()
 }
 
