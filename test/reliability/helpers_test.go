@@ -265,13 +265,19 @@ func waitReady(t *testing.T, url string, p *process) {
 
 var postClient = &http.Client{Timeout: 30 * time.Second}
 
+// runID keeps event ids of different test runs apart.
+var runID = strconv.FormatInt(time.Now().UnixNano(), 36)
+
 // postEvent publishes event i through POST /v1/events.
 func postEvent(url string, i int, pad int) (int, error) {
 	data := map[string]string{"report_id": "r" + strconv.Itoa(i)}
 	if pad > 0 {
 		data["padding"] = string(bytes.Repeat([]byte("x"), pad))
 	}
-	body, _ := json.Marshal(map[string]any{"event": "report.completed", "data": data})
+	// The event id makes a retried POST idempotent: a sender that lost the
+	// answer of a stored event (receiver killed mid-request) and retries does
+	// not create a second event.
+	body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("evt_%s_%d", runID, i), "event": "report.completed", "data": data})
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/events", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+apiToken)
 	resp, err := postClient.Do(req)
