@@ -38,12 +38,14 @@ const (
 	dlvPaceDur      = 10 * time.Second
 	dlvRSSEvents    = 100000
 	dlvRSSSample    = 5 * time.Second
-	dlvIsoHealthy   = 9
-	dlvIsoConc      = 16
-	dlvIsoEvents    = 2000 // per run; each goes to the 9 healthy endpoints
-	dlvHangTimeout  = 2 * time.Second
-	dlvIsoRounds    = 2 // alternating without/with runs
-	dlvWait         = 3 * time.Minute
+	// dlvRSSMemLimit is the soft memory limit of the second RSS run.
+	dlvRSSMemLimit = "140MiB"
+	dlvIsoHealthy  = 9
+	dlvIsoConc     = 16
+	dlvIsoEvents   = 2000 // per run; each goes to the 9 healthy endpoints
+	dlvHangTimeout = 2 * time.Second
+	dlvIsoRounds   = 2 // alternating without/with runs
+	dlvWait        = 3 * time.Minute
 
 	dlvThroughputGoal = 0.5
 	dlvLatencyGoal    = 10 * time.Millisecond
@@ -168,6 +170,14 @@ func runDeliverySuite(ctx context.Context) (Section, error) {
 	}
 	res.rssHangs = d.sink.hangs.Load() - hangsBefore
 	fmt.Fprintf(os.Stderr, "    rss: idle %s MiB, queued %s MiB (max %s, HWM %s)\n", mib(res.rss.IdleRSS), mib(res.rss.QueuedRSS), mib(res.rss.MaxRSS), mib(res.rss.HWM))
+	// The same with a soft memory limit, as a Deployment sets GOMEMLIMIT from
+	// its container limit: the Go heap is then collected before it doubles.
+	res.rssLimited, err = runRSSChild(ctx, d.cfg, rssChildConfig{Namespace: "bench-rss", Endpoint: "blocked", Events: dlvRSSEvents,
+		Publish: dlvPublishers, DataDir: filepath.Join(d.dataDir, "rss-limited"), Sample: dlvRSSSample, MemLimit: dlvRSSMemLimit})
+	if err != nil {
+		return Section{}, err
+	}
+	fmt.Fprintf(os.Stderr, "    rss with GOMEMLIMIT=%s: queued %s MiB (max %s)\n", dlvRSSMemLimit, mib(res.rssLimited.QueuedRSS), mib(res.rssLimited.MaxRSS))
 	_ = d.deleteEndpoints(ctx, rssSpec)
 
 	res.top, res.cum = profileSummary(res.profile)
@@ -440,6 +450,7 @@ type deliveryResults struct {
 	isoWithout, isoWith []throughput
 	hangAttempts        int64
 	rss                 rssChildResult
+	rssLimited          rssChildResult
 	rssHangs            int64
 	profile, top        string
 	heapTop, version    string
@@ -537,8 +548,8 @@ func deliverySection(r deliveryResults) Section {
 	b.WriteString("\nMemory with deliveries queued (a child process running only the receiver, `--watch-namespace` = the endpoint's namespace):\n\n")
 	rss := r.rss
 	fmt.Fprintf(&b, "The child publishes %d report.completed events (%d goroutines, %.1f s); its one subscribed endpoint has `maxConcurrency` 1 and a 60 s timeout "+
-		"and its consumer never answers (%d request(s) held), so every delivery stays queued: the dispatcher keeps one attempt in flight, holds a few in the endpoint's "+
-		"in-memory queue and Naks the rest with a short delay, so JetStream hands them out again and again. Once the deliveries stream held %d messages and the fan-out had nothing pending (%.1f s after the first publish), "+
+		"and its consumer never answers (%d request(s) held), so every delivery stays queued: the endpoint's own consumer has one attempt in flight and "+
+		"fetches nothing more, so the rest wait in the stream. Once the deliveries stream held %d messages and the fan-out had nothing pending (%.1f s after the first publish), "+
 		"VmRSS (/proc/self/status) was sampled every 100 ms for %s.\n\n",
 		dlvRSSEvents, dlvPublishers, rss.PublishSecs, r.rssHangs, rss.StreamMsgs, rss.QueuedSecs, time.Duration(rss.SampleMillis)*time.Millisecond)
 	b.WriteString(Table([]string{"idle (endpoint configured)", "queued, last sample", "queued, max sample", "VmHWM (peak, publishing included)", "Go heap in use", "Go runtime from OS",
@@ -547,6 +558,9 @@ func deliverySection(r deliveryResults) Section {
 		mib(int64(rss.HeapInuse)) + " MiB", mib(int64(rss.GoSys)) + " MiB",
 		fmt.Sprintf("%d / %d / %d", rss.Pending, rss.AckPending, rss.Fetches),
 	}}))
+
+	fmt.Fprintf(&b, "\nThe same run with `GOMEMLIMIT=%s` (a soft limit; a Deployment sets it from its container memory limit): queued, last sample **%s MiB**, max sample %s MiB, Go heap in use %s MiB.\n",
+		dlvRSSMemLimit, mib(r.rssLimited.QueuedRSS), mib(r.rssLimited.MaxRSS), mib(int64(r.rssLimited.HeapInuse)))
 
 	if r.heapTop != "" {
 		b.WriteString("\nWhere the child's Go heap was at the end (`bin/bench-delivery-rss.heap.pprof`, in-use space as of the last GC, " +

@@ -50,6 +50,7 @@ type rssChildConfig struct {
 	DataDir   string
 	Sample    time.Duration
 	HeapProf  string // where to write a heap profile at the end; empty: none
+	MemLimit  string // GOMEMLIMIT of the child; empty: none
 }
 
 type rssChildResult struct {
@@ -200,6 +201,9 @@ func runRSSChild(ctx context.Context, cfg *rest.Config, c rssChildConfig) (rssCh
 	}
 	cmd := exec.CommandContext(ctx, exe)
 	cmd.Env = append(os.Environ(), rssChildEnv+"=1")
+	if c.MemLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+c.MemLimit)
+	}
 	cmd.Stdin = bytes.NewReader(in)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
