@@ -132,16 +132,18 @@ func ParseEvent(body []byte) (Event, error) {
 		ev.RecordingID = scalar(status["recording_id"])
 		return ev, nil
 	}
-	ev.BotID = scalar(path(data, "bot", "id"))
+	// Decode each nested object once (this runs for every inbound webhook).
+	bot, status := object(data["bot"]), object(data["data"])
+	ev.BotID = scalar(bot["id"])
 	if ev.BotID == "" {
 		// Not in either documented shape, but cheap to honour.
 		ev.BotID = scalar(data["bot_id"])
 	}
-	ev.Metadata = stringMap(path(data, "bot", "metadata"))
-	ev.Code = scalar(path(data, "data", "code"))
-	ev.SubCode = scalar(path(data, "data", "sub_code"))
-	ev.Message = scalar(path(data, "data", "message"))
-	ev.UpdatedAt = timestamp(path(data, "data", "updated_at"))
+	ev.Metadata = stringMap(bot["metadata"])
+	ev.Code = scalar(status["code"])
+	ev.SubCode = scalar(status["sub_code"])
+	ev.Message = scalar(status["message"])
+	ev.UpdatedAt = timestamp(status["updated_at"])
 	ev.TranscriptID = scalar(path(data, "transcript", "id"))
 	ev.RecordingID = scalar(path(data, "recording", "id"))
 	if ev.Kind == KindBotStatus && ev.Code == "" {
