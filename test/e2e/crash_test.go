@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/mira/mira-operator/test/harness"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,37 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
-	"github.com/mira/mira-operator/internal/signing"
 )
 
 const apiToken = "e2e-token-abcdefghijklmnop"
-
-// countingConsumer counts deliveries by webhook-id and checks signatures.
-type countingConsumer struct {
-	secret  atomic.Value
-	mu      sync.Mutex
-	byID    map[string]int
-	total   atomic.Int64
-	badSigs atomic.Int64
-}
-
-func (c *countingConsumer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	if s, _ := c.secret.Load().(string); s != "" && !signing.VerifyMira(s, body, r.Header.Get("X-Mira-Signature")) {
-		c.badSigs.Add(1)
-	}
-	c.mu.Lock()
-	c.byID[r.Header.Get("webhook-id")]++
-	c.mu.Unlock()
-	c.total.Add(1)
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (c *countingConsumer) distinct() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.byID)
-}
 
 // setupIntegrations creates the namespace and the integrations Secret.
 func setupIntegrations(t *testing.T, ns string) {
@@ -85,11 +57,11 @@ func TestReceiverSurvivesSIGKILL(t *testing.T) {
 	ns := "crash"
 	_ = k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 
-	mgrPort := freePort(t)
+	mgrPort := harness.FreePort(t)
 	start(t, "manager", "manager", "--allow-insecure-urls", "--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(mgrPort))
 
-	consumer := &countingConsumer{byID: map[string]int{}}
+	consumer := harness.NewConsumer()
 	srv := httptest.NewServer(consumer)
 	defer srv.Close()
 	w := &miraapi.WebhookEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sink"},
@@ -102,14 +74,14 @@ func TestReceiverSurvivesSIGKILL(t *testing.T) {
 		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "sink-signing-secret"}, s); err != nil {
 			return err
 		}
-		consumer.secret.Store(string(s.Data["signingSecret"]))
+		consumer.SetSecret(string(s.Data["signingSecret"]))
 		return nil
 	})
 
 	dataDir := filepath.Join(workDir, "crash-data")
-	port := freePort(t)
+	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	startReceiver := func() *process {
+	startReceiver := func() *harness.Process {
 		p := start(t, "receiver", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(port), "--metrics-bind-address=0",
 			"--data-dir="+dataDir, "--integrations-secret=mira-system/mira-integrations", "--allowed-cidrs=127.0.0.0/8",
 			"--status-interval=500ms")
@@ -142,8 +114,8 @@ func TestReceiverSurvivesSIGKILL(t *testing.T) {
 			next++
 			if i == killAt {
 				wg.Wait()
-				proc.kill()
-				t.Logf("SIGKILL %d after %d events sent, %d distinct delivered", kill, i, consumer.distinct())
+				proc.Kill()
+				t.Logf("SIGKILL %d after %d events sent, %d distinct delivered", kill, i, consumer.Distinct())
 				proc = startReceiver()
 			}
 			wg.Add(1)
@@ -166,15 +138,15 @@ func TestReceiverSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("only %d of %d events were accepted with 202", len(accepted), total)
 	}
 	eventually(t, "every accepted event delivered", 3*time.Minute, func() error {
-		if d := consumer.distinct(); d < total {
+		if d := consumer.Distinct(); d < total {
 			return fmt.Errorf("%d of %d distinct deliveries so far", d, total)
 		}
 		return nil
 	})
-	dups := consumer.total.Load() - int64(consumer.distinct())
-	t.Logf("delivered %d distinct, %d duplicates (at-least-once redeliveries after SIGKILL), %d bad signatures", consumer.distinct(), dups, consumer.badSigs.Load())
-	if consumer.badSigs.Load() != 0 {
-		t.Fatalf("%d deliveries had an invalid X-Mira-Signature", consumer.badSigs.Load())
+	dups := consumer.Total() - int64(consumer.Distinct())
+	t.Logf("delivered %d distinct, %d duplicates (at-least-once redeliveries after SIGKILL), %d bad signatures", consumer.Distinct(), dups, consumer.BadSignatures())
+	if consumer.BadSignatures() != 0 {
+		t.Fatalf("%d deliveries had an invalid X-Mira-Signature", consumer.BadSignatures())
 	}
-	proc.stop()
+	proc.Stop()
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/mira/mira-operator/test/harness"
 	"net/http"
 	"os"
 	"os/exec"
@@ -106,9 +107,9 @@ func TestFullFlow(t *testing.T) {
 	defer recallAPI.Close()
 	recallAPI.AddBot("flow-bot-1", map[string]string{"user_id": "usr_flow"}, recalltest.SampleTranscript(), false)
 
-	recvPort := freePort(t)
+	recvPort := harness.FreePort(t)
 	recvURL := "http://127.0.0.1:" + strconv.Itoa(recvPort)
-	listenPort := freePort(t)
+	listenPort := harness.FreePort(t)
 	start(t, "manager", "manager", "--allow-insecure-urls", "--metrics-bind-address=0", "--health-probe-bind-address=0")
 	start(t, "receiver", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(recvPort), "--metrics-bind-address=0",
 		"--data-dir="+filepath.Join(workDir, "flow-data"), "--integrations-secret=mira-system/mira-integrations",
@@ -148,7 +149,7 @@ spec:
 	lst := &listener{}
 	lp := start(t, "listen", "listen", "--endpoint="+ns+"/local-listener", "--addr=127.0.0.1:"+strconv.Itoa(listenPort), "--print-json")
 	go func() {
-		f, err := os.Open(lp.log)
+		f, err := os.Open(lp.Log)
 		if err != nil {
 			return
 		}
@@ -158,7 +159,7 @@ spec:
 			line, err := r.ReadBytes('\n')
 			if err != nil {
 				select {
-				case <-lp.done:
+				case <-lp.Done:
 					return
 				case <-time.After(50 * time.Millisecond):
 					continue
@@ -174,7 +175,7 @@ spec:
 	}()
 	eventually(t, "receiver ready", 60*time.Second, func() error { return httpOK(recvURL + "/readyz") })
 
-	// A signed Recall bot.done webhook.
+	// A signed Recall bot.Done webhook.
 	body := recalltest.BotDonePayload("flow-bot-1", map[string]string{"user_id": "usr_flow"}, time.Now().UTC())
 	if code := postWithHeaders(t, recvURL+"/webhooks/recall", body, recalltest.SignedHeaders(recallSecret, "msg_flow_1", time.Now(), body)); code/100 != 2 {
 		t.Fatalf("POST /webhooks/recall: %d", code)

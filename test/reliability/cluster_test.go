@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/mira/mira-operator/test/harness"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +24,7 @@ import (
 // JetStream on file storage in temporary directories.
 type natsCluster struct {
 	t       *testing.T
-	nodes   []*process
+	nodes   []*harness.Process
 	client  []int
 	cluster []int
 	dirs    []string
@@ -32,8 +33,8 @@ type natsCluster struct {
 func startNATSCluster(t *testing.T) *natsCluster {
 	c := &natsCluster{t: t}
 	for i := 0; i < 3; i++ {
-		c.client = append(c.client, freePort(t))
-		c.cluster = append(c.cluster, freePort(t))
+		c.client = append(c.client, harness.FreePort(t))
+		c.cluster = append(c.cluster, harness.FreePort(t))
 		c.dirs = append(c.dirs, filepath.Join(t.TempDir(), "js"))
 		c.nodes = append(c.nodes, nil)
 	}
@@ -123,11 +124,11 @@ func TestClusterMode(t *testing.T) {
 	consumer, w := sink(t, "cluster", "sink")
 	cluster := startNATSCluster(t)
 
-	ports := []int{freePort(t), freePort(t)}
+	ports := []int{harness.FreePort(t), harness.FreePort(t)}
 	urls := []string{"http://127.0.0.1:" + strconv.Itoa(ports[0]), "http://127.0.0.1:" + strconv.Itoa(ports[1])}
 	var mu sync.Mutex
 	up := []bool{true, true}
-	procs := make([]*process, 2)
+	procs := make([]*harness.Process, 2)
 	startRecv := func(i int) {
 		procs[i] = start(t, fmt.Sprintf("receiver-%d", i), receiverArgs(ports[i],
 			"--nats-url="+cluster.url(), "--stream-replicas=3", "--leader-elect", "--leader-election-namespace=mira-system",
@@ -160,8 +161,8 @@ func TestClusterMode(t *testing.T) {
 	mu.Lock()
 	up[1] = false
 	mu.Unlock()
-	procs[1].kill()
-	t.Logf("SIGKILL receiver-1 after %d events, %d distinct delivered", third, consumer.distinct())
+	procs[1].Kill()
+	t.Logf("SIGKILL receiver-1 after %d events, %d distinct delivered", third, consumer.Distinct())
 	retries += burst(t, live, third, 2*third, 32, 5*time.Minute)
 	startRecv(1)
 	waitReady(t, urls[1], procs[1])
@@ -178,27 +179,27 @@ func TestClusterMode(t *testing.T) {
 		retries += burst(t, live, 2*third, total, 32, 5*time.Minute)
 	}()
 	eventually(t, "burst under way", time.Minute, func() error {
-		if consumer.distinct() < 2*third+third/10 {
-			return fmt.Errorf("%d delivered", consumer.distinct())
+		if consumer.Distinct() < 2*third+third/10 {
+			return fmt.Errorf("%d delivered", consumer.Distinct())
 		}
 		return nil
 	})
-	cluster.nodes[2].kill()
-	t.Logf("SIGKILL nats-2 at %d distinct delivered", consumer.distinct())
+	cluster.nodes[2].Kill()
+	t.Logf("SIGKILL nats-2 at %d distinct delivered", consumer.Distinct())
 	cluster.startNode(2)
 	wg.Wait()
 	sent := time.Since(began)
 
 	eventually(t, "every accepted event delivered", scale(4*time.Minute, 10*time.Minute), func() error {
-		if d := consumer.distinct(); d < total {
+		if d := consumer.Distinct(); d < total {
 			return fmt.Errorf("%d of %d distinct deliveries so far", d, total)
 		}
 		return nil
 	})
 	elapsed := time.Since(began)
 	for i, p := range procs {
-		if p.exited() {
-			t.Errorf("receiver-%d exited: see %s", i, p.log)
+		if p.Exited() {
+			t.Errorf("receiver-%d exited: see %s", i, p.Log)
 		}
 	}
 	lease := &coordinationv1.Lease{}
@@ -226,18 +227,18 @@ func TestClusterMode(t *testing.T) {
 		}
 		return nil
 	})
-	distinct := consumer.distinct()
+	distinct := consumer.Distinct()
 	report(t, "cluster", map[string]any{
-		"events": total, "delivered": distinct, "duplicates": consumer.duplicates(), "lost": total - distinct,
+		"events": total, "delivered": distinct, "duplicates": consumer.Duplicates(), "lost": total - distinct,
 		"sender_retries": retries, "status_delivered": status, "merged_delivered": merged,
 		"send_seconds": int(sent.Seconds()), "seconds": int(elapsed.Seconds()), "leader": holder,
-		"bad_signatures": consumer.badSigs.Load(),
+		"bad_signatures": consumer.BadSignatures(),
 	})
 	if distinct != total {
 		t.Errorf("lost %d deliveries", total-distinct)
 	}
-	if consumer.badSigs.Load() != 0 {
-		t.Errorf("%d deliveries had an invalid signature", consumer.badSigs.Load())
+	if consumer.BadSignatures() != 0 {
+		t.Errorf("%d deliveries had an invalid signature", consumer.BadSignatures())
 	}
 	// The SIGKILLed receiver loses the stats it had not merged yet (at most
 	// one status interval's worth); every delivery is still in the delivery

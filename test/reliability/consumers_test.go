@@ -3,6 +3,7 @@ package reliability
 import (
 	"bytes"
 	"fmt"
+	"github.com/mira/mira-operator/test/harness"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +29,7 @@ func TestBadConsumers(t *testing.T) {
 	startManager(t)
 
 	// The healthy consumer; /redirected counts requests that followed a redirect.
-	healthy := newConsumer()
+	healthy := harness.NewConsumer()
 	var redirected atomic.Int64
 	healthySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/redirected" {
@@ -118,14 +119,14 @@ func TestBadConsumers(t *testing.T) {
 	if c := endpointConfigured(t, hw); c.Status != "True" {
 		t.Fatalf("healthy endpoint not Ready: %s", c.Message)
 	}
-	healthy.secret.Store(signingSecret(t, ns, "healthy"))
+	healthy.SetSecret(signingSecret(t, ns, "healthy"))
 	for _, n := range names {
 		if c := endpointConfigured(t, badEndpoints[n]); c.Status != "True" {
 			t.Fatalf("%s not Ready: %s", n, c.Message)
 		}
 	}
 
-	port := freePort(t)
+	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := start(t, "receiver-bad-consumers", receiverArgs(port, "--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+ns)...)
 	waitReady(t, url, p)
@@ -145,7 +146,7 @@ func TestBadConsumers(t *testing.T) {
 		}
 	}
 	eventually(t, "healthy endpoint received every event", 3*time.Minute, func() error {
-		if d := healthy.distinct(); d < events+1 {
+		if d := healthy.Distinct(); d < events+1 {
 			return fmt.Errorf("%d of %d", d, events+1)
 		}
 		return nil
@@ -171,8 +172,8 @@ func TestBadConsumers(t *testing.T) {
 	})
 	badDone := time.Since(began)
 
-	fields := map[string]any{"healthy_events": events + 1, "healthy_delivered": healthy.distinct(),
-		"healthy_duplicates": healthy.duplicates(), "healthy_bad_signatures": healthy.badSigs.Load(),
+	fields := map[string]any{"healthy_events": events + 1, "healthy_delivered": healthy.Distinct(),
+		"healthy_duplicates": healthy.Duplicates(), "healthy_bad_signatures": healthy.BadSignatures(),
 		"healthy_done_seconds": healthyDone.Seconds(), "bad_settled_seconds": badDone.Seconds(),
 		"redirect_followed": redirected.Load()}
 	for _, n := range names {
@@ -221,10 +222,10 @@ func TestBadConsumers(t *testing.T) {
 	if redirected.Load() != 0 {
 		t.Errorf("the redirect was followed %d times", redirected.Load())
 	}
-	if d := healthy.distinct(); d != events+1 {
+	if d := healthy.Distinct(); d != events+1 {
 		t.Errorf("healthy endpoint: %d of %d delivered", d, events+1)
 	}
-	if healthy.badSigs.Load() != 0 {
-		t.Errorf("%d bad signatures at the healthy endpoint", healthy.badSigs.Load())
+	if healthy.BadSignatures() != 0 {
+		t.Errorf("%d bad signatures at the healthy endpoint", healthy.BadSignatures())
 	}
 }

@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"github.com/mira/mira-operator/test/harness"
 	"net/http"
 	neturl "net/url"
 	"os"
@@ -34,9 +35,9 @@ func TestEmbeddedSIGKILL(t *testing.T) {
 	startManager(t)
 	consumer, w := sink(t, "embedded-crash", "sink")
 	dataDir := filepath.Join(t.TempDir(), "data")
-	port := freePort(t)
+	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	var proc *process
+	var proc *harness.Process
 	var mu sync.Mutex
 	startRecv := func() {
 		p := start(t, "receiver-embedded", receiverArgs(port, "--data-dir="+dataDir)...)
@@ -55,13 +56,13 @@ func TestEmbeddedSIGKILL(t *testing.T) {
 		mu.Lock()
 		p := proc
 		mu.Unlock()
-		p.kill()
-		t.Logf("SIGKILL %d after %d events, %d distinct delivered", kill, mid, consumer.distinct())
+		p.Kill()
+		t.Logf("SIGKILL %d after %d events, %d distinct delivered", kill, mid, consumer.Distinct())
 		startRecv()
 		retries += burst(t, func() []string { return []string{url} }, mid, to, 32, 5*time.Minute)
 	}
 	eventually(t, "every accepted event delivered", 10*time.Minute, func() error {
-		if d := consumer.distinct(); d < total {
+		if d := consumer.Distinct(); d < total {
 			return fmt.Errorf("%d of %d distinct deliveries so far", d, total)
 		}
 		return nil
@@ -74,9 +75,9 @@ func TestEmbeddedSIGKILL(t *testing.T) {
 		}
 		return err
 	})
-	distinct := consumer.distinct()
+	distinct := consumer.Distinct()
 	report(t, "embedded-sigkill-x3", map[string]any{
-		"events": total, "delivered": distinct, "duplicates": consumer.duplicates(), "lost": total - distinct,
+		"events": total, "delivered": distinct, "duplicates": consumer.Duplicates(), "lost": total - distinct,
 		"sender_retries": retries, "status_delivered": status, "seconds": int(time.Since(began).Seconds()),
 	})
 	if distinct != total {
@@ -92,7 +93,7 @@ func TestAPIServerOutage(t *testing.T) {
 	setupIntegrations(t, nil)
 	startManager(t)
 	consumer, w := sink(t, "apiserver-outage", "sink")
-	port := freePort(t)
+	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := start(t, "receiver-outage", receiverArgs(port, "--data-dir="+filepath.Join(t.TempDir(), "data"))...)
 	waitReady(t, url, p)
@@ -100,7 +101,7 @@ func TestAPIServerOutage(t *testing.T) {
 
 	burst(t, urls, 0, total/2, 32, 3*time.Minute)
 	eventually(t, "first half delivered", 3*time.Minute, func() error {
-		if d := consumer.distinct(); d < total/2 {
+		if d := consumer.Distinct(); d < total/2 {
 			return fmt.Errorf("%d of %d", d, total/2)
 		}
 		return nil
@@ -124,7 +125,7 @@ func TestAPIServerOutage(t *testing.T) {
 	t.Logf("API server killed")
 	burst(t, urls, total/2, total, 32, 3*time.Minute)
 	eventually(t, "second half delivered while the API server is down", 3*time.Minute, func() error {
-		if d := consumer.distinct(); d < total {
+		if d := consumer.Distinct(); d < total {
 			return fmt.Errorf("%d of %d", d, total)
 		}
 		return nil
@@ -146,12 +147,12 @@ func TestAPIServerOutage(t *testing.T) {
 		}
 		return err
 	})
-	if p.exited() {
-		t.Errorf("the receiver exited during the outage; see %s", p.log)
+	if p.Exited() {
+		t.Errorf("the receiver exited during the outage; see %s", p.Log)
 	}
-	distinct := consumer.distinct()
+	distinct := consumer.Distinct()
 	report(t, "apiserver-outage", map[string]any{
-		"events": total, "delivered": distinct, "duplicates": consumer.duplicates(), "lost": total - distinct,
+		"events": total, "delivered": distinct, "duplicates": consumer.Duplicates(), "lost": total - distinct,
 		"outage_seconds": int(downFor.Seconds()), "second_half_delivered_during_outage_seconds": int(duringOutage.Seconds()),
 		"status_catch_up_seconds": time.Since(up).Seconds(), "status_delivered": status,
 	})
@@ -164,7 +165,7 @@ func TestAPIServerOutage(t *testing.T) {
 // then answer 5xx (the sender retries), never 2xx for an event not stored.
 func TestDiskFull(t *testing.T) {
 	setupIntegrations(t, nil)
-	port := freePort(t)
+	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	p := start(t, "receiver-diskfull", receiverArgs(port, "--data-dir="+dataDir, "--max-store-bytes=1048576")...)
@@ -190,7 +191,7 @@ func TestDiskFull(t *testing.T) {
 			other.Add(1)
 		}
 	}
-	p.stop()
+	p.Stop()
 
 	// Count what was really stored.
 	ns, err := queue.StartEmbedded(queue.EmbeddedOptions{DataDir: dataDir, Port: -1})

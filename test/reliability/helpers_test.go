@@ -5,13 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/mira/mira-operator/internal/testenv"
+	"github.com/mira/mira-operator/test/harness"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
-	"github.com/mira/mira-operator/internal/signing"
 )
 
 // The helpers follow test/e2e (process, eventually, countingConsumer).
@@ -44,130 +42,21 @@ func rememberSecret(s string) {
 	secrets = append(secrets, s)
 }
 
-// process is a running child process with its output in a log file.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  string
-}
-
-func startProcess(t *testing.T, name, bin string, args ...string) *process {
+func startProcess(t *testing.T, name, bin string, args ...string) *harness.Process {
 	t.Helper()
-	logPath := filepath.Join(workDir, fmt.Sprintf("%s-%d.log", name, time.Now().UnixNano()))
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{name: name, cmd: cmd, done: make(chan struct{}), log: logPath}
-	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			if len(out) > 8000 {
-				out = out[len(out)-8000:]
-			}
-			t.Logf("--- %s log (tail) ---\n%s", name, out)
-		}
-	})
-	return p
+	return harness.Start(t, workDir, []string{"KUBECONFIG=" + kubeconfig}, name, bin, args...)
 }
 
 // start runs a mira-operator subcommand at debug verbosity.
-func start(t *testing.T, name string, args ...string) *process {
+func start(t *testing.T, name string, args ...string) *harness.Process {
 	return startProcess(t, name, binary, append(args, "--zap-log-level=debug")...)
 }
 
-func (p *process) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *process) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// eventually polls cond until it returns nil or the deadline passes.
+// eventually waits for a state the system converges to; see testenv.Eventually.
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
+	testenv.Eventually(t, what, timeout, cond)
 }
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// countingConsumer counts deliveries by webhook-id and checks signatures.
-type countingConsumer struct {
-	secret  atomic.Value
-	mu      sync.Mutex
-	byID    map[string]int
-	total   atomic.Int64
-	badSigs atomic.Int64
-}
-
-func newConsumer() *countingConsumer { return &countingConsumer{byID: map[string]int{}} }
-
-func (c *countingConsumer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	if s, _ := c.secret.Load().(string); s != "" && !signing.VerifyMira(s, body, r.Header.Get("X-Mira-Signature")) {
-		c.badSigs.Add(1)
-	}
-	c.mu.Lock()
-	c.byID[r.Header.Get("webhook-id")]++
-	c.mu.Unlock()
-	c.total.Add(1)
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (c *countingConsumer) distinct() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.byID)
-}
-
-func (c *countingConsumer) duplicates() int64 { return c.total.Load() - int64(c.distinct()) }
 
 func ensureNamespace(t *testing.T, ns string) {
 	t.Helper()
@@ -208,18 +97,18 @@ func setupIntegrations(t *testing.T, extra map[string]string) {
 }
 
 // startManager runs the controller manager.
-func startManager(t *testing.T) *process {
+func startManager(t *testing.T) *harness.Process {
 	return start(t, "manager", "manager", "--allow-insecure-urls", "--metrics-bind-address=0",
-		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(freePort(t)))
+		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(harness.FreePort(t)))
 }
 
 // sink creates a WebhookEndpoint to a counting consumer and waits for its
 // generated signing secret.
-func sink(t *testing.T, ns, name string) (*countingConsumer, *miraapi.WebhookEndpoint) {
+func sink(t *testing.T, ns, name string) (*harness.Consumer, *miraapi.WebhookEndpoint) {
 	t.Helper()
 	ctx := context.Background()
 	ensureNamespace(t, ns)
-	c := newConsumer()
+	c := harness.NewConsumer()
 	srv := httptest.NewServer(c)
 	t.Cleanup(srv.Close)
 	w := &miraapi.WebhookEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -232,7 +121,7 @@ func sink(t *testing.T, ns, name string) (*countingConsumer, *miraapi.WebhookEnd
 		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name + "-signing-secret"}, s); err != nil {
 			return err
 		}
-		c.secret.Store(string(s.Data["signingSecret"]))
+		c.SetSecret(string(s.Data["signingSecret"]))
 		rememberSecret(string(s.Data["signingSecret"]))
 		return nil
 	})
@@ -245,11 +134,11 @@ func receiverArgs(port int, extra ...string) []string {
 		"--integrations-secret=mira-system/mira-integrations", "--allowed-cidrs=127.0.0.0/8", "--status-interval=500ms"}, extra...)
 }
 
-func waitReady(t *testing.T, url string, p *process) {
+func waitReady(t *testing.T, url string, p *harness.Process) {
 	t.Helper()
 	eventually(t, "receiver ready at "+url, 2*time.Minute, func() error {
-		if p != nil && p.exited() {
-			t.Fatalf("receiver exited before it was ready; log %s", p.log)
+		if p != nil && p.Exited() {
+			t.Fatalf("receiver exited before it was ready; log %s", p.Log)
 		}
 		resp, err := http.Get(url + "/readyz")
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/mira/mira-operator/test/harness"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -44,7 +45,7 @@ func TestInboundFloods(t *testing.T) {
 	const ns = "inbound-flood"
 	consumer, _ := sink(t, ns, "sink")
 
-	port, metricsPort := freePort(t), freePort(t)
+	port, metricsPort := harness.FreePort(t), harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	args := receiverArgs(port, "--data-dir="+dataDir, "--watch-namespace="+ns)
@@ -145,7 +146,7 @@ func TestInboundFloods(t *testing.T) {
 	big := append([]byte(`{"event":"bot.in_call_recording","data":{"pad":"`), bytes.Repeat([]byte("x"), 1<<20)...)
 	big = append(big, []byte(`"}}`)...)
 	bigStripe := []byte(fmt.Sprintf(`{"id":"evt_big_%s","object":"event","type":"invoice.paid","data":{"object":{"pad":"%s"}}}`, runID, bytes.Repeat([]byte("x"), 1<<20)))
-	malformed := []byte(`{"event": "bot.done", "data": `)
+	malformed := []byte(`{"event": "bot.Done", "data": `)
 	refusals := []struct {
 		kind string
 		want int
@@ -203,7 +204,7 @@ func TestInboundFloods(t *testing.T) {
 
 	// The pipeline processed the three stored webhooks: one meeting.failed.
 	eventually(t, "meeting.failed delivered", 2*time.Minute, func() error {
-		if d := consumer.distinct(); d < 1 {
+		if d := consumer.Distinct(); d < 1 {
 			return fmt.Errorf("nothing delivered yet")
 		}
 		return nil
@@ -229,7 +230,7 @@ func TestInboundFloods(t *testing.T) {
 	// Settle: a duplicate meeting.failed would be on its way by now; give it
 	// a few seconds to show (a bound on what we wait for, not a sync point).
 	time.Sleep(3 * time.Second)
-	p.stop()
+	p.Stop()
 
 	// What the inbound stream really holds, read from the stopped
 	// receiver's data directory.
@@ -259,17 +260,17 @@ func TestInboundFloods(t *testing.T) {
 		"replays_each": replays, "distinct_webhooks": len(valid), "flood_requests": replays * len(valid),
 		"flood_seconds": floodSeconds, "answers": answers, "refused_each": refusedEach, "refused": refused,
 		"inbound_stream_msgs": info.State.Msgs, "inbound_stream_subjects": info.State.Subjects,
-		"consumer_delivered": consumer.distinct(), "consumer_duplicates": consumer.duplicates(),
-		"consumer_bad_signatures": consumer.badSigs.Load(), "pipeline": pipeline, "requests": requests,
+		"consumer_delivered": consumer.Distinct(), "consumer_duplicates": consumer.Duplicates(),
+		"consumer_bad_signatures": consumer.BadSignatures(), "pipeline": pipeline, "requests": requests,
 	})
 	if info.State.Msgs != uint64(len(valid)) {
 		t.Errorf("the inbound stream holds %d messages, want %d (one per distinct webhook)", info.State.Msgs, len(valid))
 	}
-	if consumer.total.Load() != 1 || consumer.distinct() != 1 {
-		t.Errorf("the consumer got %d deliveries (%d distinct), want exactly one meeting.failed", consumer.total.Load(), consumer.distinct())
+	if consumer.Total() != 1 || consumer.Distinct() != 1 {
+		t.Errorf("the consumer got %d deliveries (%d distinct), want exactly one meeting.failed", consumer.Total(), consumer.Distinct())
 	}
-	if consumer.badSigs.Load() != 0 {
-		t.Errorf("%d bad signatures at the consumer", consumer.badSigs.Load())
+	if consumer.BadSignatures() != 0 {
+		t.Errorf("%d bad signatures at the consumer", consumer.BadSignatures())
 	}
 }
 

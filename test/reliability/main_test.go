@@ -13,6 +13,7 @@ package reliability
 
 import (
 	"fmt"
+	"github.com/mira/mira-operator/test/harness"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,11 +103,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	binary = filepath.Join(workDir, "mira-operator")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/mira-operator")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build mira-operator: %v\n%s", err, out)
+	if binary, err = harness.BuildOperator(workDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	// nats-server from the Go module proxy (the version go.mod requires),

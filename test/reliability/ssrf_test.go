@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"fmt"
+	"github.com/mira/mira-operator/test/harness"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -56,7 +57,7 @@ func TestSSRF(t *testing.T) {
 	}
 
 	// A receiver without --allowed-cidrs: the default guard.
-	port := freePort(t)
+	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := start(t, "receiver-ssrf", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(port), "--metrics-bind-address=0",
 		"--integrations-secret=mira-system/mira-integrations", "--status-interval=500ms",
@@ -97,7 +98,7 @@ func TestSSRF(t *testing.T) {
 		}
 		outcome[host] = "blocked: " + reason
 	}
-	p.stop()
+	p.Stop()
 
 	// Allowed: --allowed-cidrs=127.0.0.0/8 lets a loopback consumer through;
 	// a private target next to it is still refused.
@@ -107,7 +108,7 @@ func TestSSRF(t *testing.T) {
 		t.Fatal(err)
 	}
 	endpointConfigured(t, private)
-	port2 := freePort(t)
+	port2 := harness.FreePort(t)
 	url2 := "http://127.0.0.1:" + strconv.Itoa(port2)
 	p2 := start(t, "receiver-ssrf-allowed", receiverArgs(port2, "--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+allowedNS)...)
 	waitReady(t, url2, p2)
@@ -115,8 +116,8 @@ func TestSSRF(t *testing.T) {
 		t.Fatalf("POST: %d %v", code, err)
 	}
 	eventually(t, "loopback consumer delivered to", time.Minute, func() error {
-		if consumer.distinct() != 1 {
-			return fmt.Errorf("%d deliveries", consumer.distinct())
+		if consumer.Distinct() != 1 {
+			return fmt.Errorf("%d deliveries", consumer.Distinct())
 		}
 		return nil
 	})
@@ -147,13 +148,13 @@ func TestSSRF(t *testing.T) {
 	}
 	report(t, "ssrf", map[string]any{
 		"targets": len(ssrfTargets), "blocked_at_delivery": blocked, "refused_at_apply": apply,
-		"outcomes": outcome, "allowed_loopback_delivered": consumer.distinct(), "allowed_bad_signatures": consumer.badSigs.Load(),
+		"outcomes": outcome, "allowed_loopback_delivered": consumer.Distinct(), "allowed_bad_signatures": consumer.BadSignatures(),
 		"private_under_allowed_cidrs": privateRec.Attempts[len(privateRec.Attempts)-1].Outcome,
 	})
 	if blocked+apply != len(ssrfTargets) {
 		t.Errorf("%d of %d targets refused (outcomes %v)", blocked+apply, len(ssrfTargets), outcome)
 	}
-	if consumer.badSigs.Load() != 0 {
-		t.Errorf("%d bad signatures", consumer.badSigs.Load())
+	if consumer.BadSignatures() != 0 {
+		t.Errorf("%d bad signatures", consumer.BadSignatures())
 	}
 }
