@@ -70,10 +70,11 @@ func (e *ingestEnv) close() {
 }
 
 func startIngestEnv(ctx context.Context) (e *ingestEnv, err error) {
-	e = &ingestEnv{}
+	ie := &ingestEnv{}
+	e = ie
 	defer func() {
 		if err != nil {
-			e.close()
+			ie.close() // e itself is nil on the error returns
 		}
 	}()
 	// receiver.New registers its metrics on controller-runtime's global
