@@ -90,8 +90,8 @@ func runDeliverySuite(ctx context.Context) (Section, error) {
 	var res deliveryResults
 	res.bodyBytes = len(body)
 	res.interval = interval
-	res.workers = d.recv.Options.Workers
 	res.fanoutWorkers = d.recv.Options.FanoutWorkers
+	res.maxPending = d.recv.Options.MaxAckPending
 
 	// 1. Baseline throughput.
 	fmt.Fprintf(os.Stderr, "    delivery: baseline, %d POSTs from %d goroutines\n", dlvBaselineN, dlvBaselineConc)
@@ -443,7 +443,7 @@ func profileSummary(path string) (top string, cum []string) {
 type deliveryResults struct {
 	bodyBytes           int
 	interval            time.Duration
-	workers             int
+	maxPending          int
 	fanoutWorkers       int
 	base, recv          throughput
 	baseLat, recvLat    latencyRun
@@ -481,8 +481,8 @@ func deliverySection(r deliveryResults) Section {
 	b.WriteString("Settings:\n\n")
 	fmt.Fprintf(&b, "- GOMAXPROCS **%d** on %d CPUs (the bench process: receiver, consumer and load generator share them with kube-apiserver and etcd).\n",
 		runtime.GOMAXPROCS(0), runtime.NumCPU())
-	fmt.Fprintf(&b, "- Receiver: the `BindFlags` defaults — `--workers` **%d**, `--fanout-workers` %d, `--status-interval` **%s**, `--max-ack-pending` 200000 — "+
-		"except `--listen 127.0.0.1:0`, metrics off and `--allowed-cidrs 127.0.0.0/8` (the consumer is on loopback).\n", r.workers, r.fanoutWorkers, r.interval)
+	fmt.Fprintf(&b, "- Receiver: the `BindFlags` defaults — `--fanout-workers` %d, `--status-interval` **%s**, `--max-ack-pending` %d (per endpoint), `maxConcurrency` from each endpoint's spec — "+
+		"except `--listen 127.0.0.1:0`, metrics off and `--allowed-cidrs 127.0.0.0/8` (the consumer is on loopback).\n", r.fanoutWorkers, r.interval, r.maxPending)
 	fmt.Fprintf(&b, "- Body: **%d bytes** (`{\"event\",\"data\",\"timestamp\"}` of a report.completed-like event); the baseline posts the same bytes.\n", r.bodyBytes)
 	fmt.Fprintf(&b, "- Events are published with `Receiver.Publisher.Publish` (a synchronous JetStream publish that returns once the event is stored — "+
 		"what `POST /v1/events` does after authentication) from %d goroutines, or paced.\n", dlvPublishers)

@@ -67,7 +67,6 @@ type rssChildResult struct {
 	AckPending   uint64  // dispatch consumer: handed out, not acked (in flight or Nak'd with a delay)
 	Fetches      uint64  // dispatch consumer: deliveries including redeliveries
 	GOMAXPROCS   int
-	Workers      int
 	Error        string `json:",omitempty"`
 	SampleMillis int64
 }
@@ -96,7 +95,6 @@ func rssChild(c rssChildConfig) (rssChildResult, error) {
 	cfg := &rest.Config{Host: c.Host, TLSClientConfig: c.TLS, BearerToken: c.Bearer, QPS: 500, Burst: 1000}
 	o := receiverOptions(c.DataDir)
 	o.WatchNamespace = c.Namespace
-	res.Workers = o.Workers
 	r, err := receiver.New(ctx, cfg, o, logr.Discard())
 	if err != nil {
 		return res, err

@@ -56,9 +56,6 @@ type Config struct {
 	Retention time.Duration
 	// DuplicateWindow is how long message ids are remembered for dedupe.
 	DuplicateWindow time.Duration
-	// MaxAckPending is accepted for compatibility; the dispatcher sizes its
-	// per-endpoint consumers itself.
-	MaxAckPending int
 	// AckWait is how long a fetched message may stay unacknowledged before
 	// it is redelivered; see DefaultAckWait.
 	AckWait time.Duration
@@ -76,9 +73,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = 24 * time.Hour
-	}
-	if c.MaxAckPending == 0 {
-		c.MaxAckPending = 200_000
 	}
 	if c.AckWait == 0 {
 		c.AckWait = DefaultAckWait

@@ -46,7 +46,6 @@ type Options struct {
 	StatusInterval     time.Duration
 	RotationGrace      time.Duration
 	Retention          time.Duration
-	Workers            int
 	FanoutWorkers      int
 	ShutdownGrace      time.Duration
 	AllowPrivate       bool
@@ -78,7 +77,6 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.StatusInterval, "status-interval", 2*time.Second, "at most one status write per endpoint per interval")
 	fs.DurationVar(&o.RotationGrace, "rotation-grace", 24*time.Hour, "how long a replaced signing secret keeps signing webhook-signature")
 	fs.DurationVar(&o.Retention, "retention", 7*24*time.Hour, "how long events and the delivery log are kept")
-	fs.IntVar(&o.Workers, "workers", 512, "delivery attempts in flight across all endpoints")
 	fs.IntVar(&o.FanoutWorkers, "fanout-workers", 32, "events fanned out in parallel")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 20*time.Second, "time in-flight deliveries get to finish on shutdown")
 	fs.BoolVar(&o.AllowPrivate, "allow-private-targets", false, "let url targets resolve to private, loopback and link-local addresses (cloud metadata stays refused unless in --allowed-cidrs)")
@@ -264,7 +262,7 @@ func ptrTrue() *bool { t := true; return &t }
 // still forming (or electing a meta leader after a node restart) that can
 // time out, so it is retried for up to two minutes before giving up.
 func (r *Receiver) ensureStreams(ctx context.Context) error {
-	cfg := queue.Config{Replicas: r.Options.Replicas, Retention: r.Options.Retention, MaxAckPending: r.Options.MaxAckPending}
+	cfg := queue.Config{Replicas: r.Options.Replicas, Retention: r.Options.Retention}
 	deadline := time.Now().Add(2 * time.Minute)
 	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := queue.Ensure(ctx, r.JetStream, cfg)
