@@ -64,3 +64,17 @@ func Eventually(t testing.TB, what string, timeout time.Duration, cond func() er
 	}
 	t.Fatalf("%s: %v", what, err)
 }
+
+// WriteAdminKubeconfig adds a cluster-admin user (group system:masters) to
+// env and writes its kubeconfig to path, for processes run against env.
+func WriteAdminKubeconfig(env *envtest.Environment, name, path string) error {
+	user, err := env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("add user %s: %w", name, err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("render kubeconfig of %s: %w", name, err)
+	}
+	return os.WriteFile(path, kc, 0o600)
+}

@@ -88,18 +88,8 @@ func run(m *testing.M) int {
 	defer func() { _ = env.Stop() }()
 	restCfg.QPS, restCfg.Burst = 500, 1000
 
-	user, err := env.AddUser(envtest.User{Name: "reliability-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	kubeconfig = filepath.Join(workDir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+	if err := testenv.WriteAdminKubeconfig(env, "reliability-admin", kubeconfig); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
