@@ -56,7 +56,8 @@ type WebhookEndpointReconciler struct {
 // endpointOutcome is what one reconcile concluded; it becomes the
 // controller-owned part of the status.
 type endpointOutcome struct {
-	ready     metav1.ConditionStatus
+	// reason and message describe the configuration; endpointConditions
+	// turns them (with the receiver's delivery health) into conditions.
 	reason    string
 	message   string
 	secretRef *miraapi.SecretKeyReference
@@ -109,13 +110,13 @@ func (r *WebhookEndpointReconciler) reconcile(ctx context.Context, obj *miraapi.
 			return out
 		}
 	}
-	out.ready, out.reason = metav1.ConditionTrue, miraapi.ValidReason
+	out.reason = miraapi.ValidReason
 	out.message = "delivering " + strings.Join(obj.Spec.Events, ", ") + " to " + out.targetURL
 	return out
 }
 
 func (o *endpointOutcome) fail(reason, format string, args ...any) bool {
-	o.ready, o.reason, o.message = metav1.ConditionFalse, reason, fmt.Sprintf(format, args...)
+	o.reason, o.message = reason, fmt.Sprintf(format, args...)
 	return false
 }
 
@@ -181,6 +182,11 @@ func ServiceURL(obj *miraapi.WebhookEndpoint) string {
 // generates (and on request rotates) an owned Secret, or checks a referenced one.
 func (r *WebhookEndpointReconciler) reconcileSigningSecret(ctx context.Context, obj *miraapi.WebhookEndpoint, out *endpointOutcome) bool {
 	name, key := obj.SigningSecretName(), obj.SigningSecretKey()
+	if obj.UsesGeneratedSecret() && key != miraapi.SigningSecretKey {
+		// Refused at admission; objects stored before that rule existed end
+		// here instead of rewriting the generated Secret on every reconcile.
+		return out.fail(miraapi.InvalidSpecReason, "secretRef.key %q needs secretRef.name: a generated Secret always uses the key %q", key, miraapi.SigningSecretKey)
+	}
 	secret := &corev1.Secret{}
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: name}, secret)
 	switch {
@@ -333,17 +339,21 @@ func (r *WebhookEndpointReconciler) applyStatus(ctx context.Context, obj *miraap
 	if !out.transient {
 		observed = obj.Generation
 	}
-	prev := apimeta.FindStatusCondition(obj.Status.Conditions, miraapi.ReadyCondition)
-	cond := metav1.Condition{
-		Type:               miraapi.ReadyCondition,
-		Status:             out.ready,
-		Reason:             out.reason,
-		Message:            out.message,
-		ObservedGeneration: obj.Generation,
-		LastTransitionTime: metav1.NewTime(r.now()),
-	}
-	if prev != nil && prev.Status == cond.Status {
-		cond.LastTransitionTime = prev.LastTransitionTime
+	ready, reconciling, stalled := endpointConditions(out.reason, out.message, obj.Health(), obj.Generation)
+	conds := []metav1.Condition{ready, reconciling, stalled}
+	now := metav1.NewTime(r.now())
+	unchanged := true
+	for i := range conds {
+		c := &conds[i]
+		c.LastTransitionTime = now
+		prev := apimeta.FindStatusCondition(obj.Status.Conditions, c.Type)
+		if prev != nil && prev.Status == c.Status {
+			c.LastTransitionTime = prev.LastTransitionTime
+		}
+		if prev == nil || prev.Status != c.Status || prev.Reason != c.Reason || prev.Message != c.Message ||
+			prev.ObservedGeneration != c.ObservedGeneration {
+			unchanged = false
+		}
 	}
 	secretRef, targetURL := out.secretRef, out.targetURL
 	if secretRef == nil {
@@ -352,16 +362,14 @@ func (r *WebhookEndpointReconciler) applyStatus(ctx context.Context, obj *miraap
 	if targetURL == "" {
 		targetURL = obj.Status.TargetURL
 	}
-	unchanged := prev != nil && prev.Status == cond.Status && prev.Reason == cond.Reason &&
-		prev.Message == cond.Message && prev.ObservedGeneration == cond.ObservedGeneration &&
-		observed == obj.Status.ObservedGeneration &&
+	unchanged = unchanged && observed == obj.Status.ObservedGeneration &&
 		equalRef(secretRef, obj.Status.SigningSecretRef) && targetURL == obj.Status.TargetURL &&
 		out.handledRotation == obj.Status.HandledAnnotations[miraapi.RotateSecretAnnotation]
 	if unchanged {
 		return nil
 	}
 	status := miraapi.WebhookEndpointStatus{
-		Conditions:         []metav1.Condition{cond},
+		Conditions:         conds,
 		ObservedGeneration: observed,
 		SigningSecretRef:   secretRef,
 		TargetURL:          targetURL,
@@ -372,14 +380,23 @@ func (r *WebhookEndpointReconciler) applyStatus(ctx context.Context, obj *miraap
 	if err := statuspatch.Apply(ctx, r.Client, miraapi.GroupVersion.WithKind("WebhookEndpoint"), obj.Namespace, obj.Name, &status, miraapi.ControllerFieldManager); err != nil {
 		return err
 	}
-	if prev == nil || prev.Status != cond.Status || prev.Reason != cond.Reason {
+	// Delivery-health transitions (Degraded, Disabled and back) already have
+	// their Events from the receiver; the controller reports configuration.
+	prev := apimeta.FindStatusCondition(obj.Status.Conditions, miraapi.ReadyCondition)
+	if prev == nil || (prev.Reason != ready.Reason && !(healthReason(prev.Reason) && healthReason(ready.Reason))) {
 		eventType := corev1.EventTypeNormal
-		if cond.Status != metav1.ConditionTrue {
+		if ready.Status != metav1.ConditionTrue || ready.Reason == miraapi.DegradedReason {
 			eventType = corev1.EventTypeWarning
 		}
-		r.Recorder.Eventf(obj, nil, eventType, cond.Reason, "Reconcile", "%s", cond.Message)
+		r.Recorder.Eventf(obj, nil, eventType, ready.Reason, "Reconcile", "%s", ready.Message)
 	}
 	return nil
+}
+
+// healthReason reports whether a Ready reason is about delivery health on a
+// valid configuration.
+func healthReason(reason string) bool {
+	return reason == miraapi.ValidReason || reason == miraapi.DegradedReason || reason == miraapi.DisabledReason
 }
 
 func equalRef(a, b *miraapi.SecretKeyReference) bool {

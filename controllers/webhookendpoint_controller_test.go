@@ -17,6 +17,7 @@ import (
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/signing"
+	"github.com/mira/mira-operator/internal/statuspatch"
 )
 
 func newNamespace(t *testing.T) string {
@@ -341,6 +342,9 @@ func TestCELRejectsBadSpecs(t *testing.T) {
 		{"zero attempts", func(w *miraapi.WebhookEndpoint) {
 			w.Spec.Delivery = &miraapi.DeliveryPolicy{MaxAttempts: ptr.To[int32](0)}
 		}, "spec.delivery.maxAttempts"},
+		{"secretRef key without name", func(w *miraapi.WebhookEndpoint) {
+			w.Spec.SecretRef = &miraapi.SecretKeyReference{Key: "token"}
+		}, "secretRef.key needs secretRef.name"},
 		{"service path without slash", func(w *miraapi.WebhookEndpoint) {
 			w.Spec.URL = ""
 			w.Spec.Service = &miraapi.ServiceReference{Name: "x", Path: "hooks"}
@@ -357,6 +361,146 @@ func TestCELRejectsBadSpecs(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// condition returns one condition of the stored object, failing when absent.
+func condition(t *testing.T, w *miraapi.WebhookEndpoint, typ string) metav1.Condition {
+	t.Helper()
+	c := apimeta.FindStatusCondition(w.Status.Conditions, typ)
+	if c == nil {
+		t.Fatalf("no %s condition in %+v", typ, w.Status.Conditions)
+	}
+	return *c
+}
+
+func TestKstatusConditions(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	// Waiting for a Secret is in progress, not failed.
+	if err := k8s.Create(ctx, endpoint(ns, "waits", func(w *miraapi.WebhookEndpoint) {
+		w.Spec.SecretRef = &miraapi.SecretKeyReference{Name: "later"}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	w := waitReady(t, ns, "waits", metav1.ConditionFalse, miraapi.SecretNotFoundReason)
+	if c := condition(t, w, miraapi.ReconcilingCondition); c.Status != metav1.ConditionTrue || c.Reason != miraapi.SecretNotFoundReason {
+		t.Fatalf("Reconciling %+v, want True/SecretNotFound", c)
+	}
+	if c := condition(t, w, miraapi.StalledCondition); c.Status != metav1.ConditionFalse {
+		t.Fatalf("Stalled %+v, want False", c)
+	}
+	// A spec only a person can fix is stalled.
+	if err := k8s.Create(ctx, endpoint(ns, "plain", func(w *miraapi.WebhookEndpoint) { w.Spec.URL = "http://hooks.example.com/x" })); err != nil {
+		t.Fatal(err)
+	}
+	w = waitReady(t, ns, "plain", metav1.ConditionFalse, miraapi.InsecureURLReason)
+	if c := condition(t, w, miraapi.StalledCondition); c.Status != metav1.ConditionTrue || c.Reason != miraapi.InsecureURLReason {
+		t.Fatalf("Stalled %+v, want True/InsecureURL", c)
+	}
+	if c := condition(t, w, miraapi.ReconcilingCondition); c.Status != metav1.ConditionFalse {
+		t.Fatalf("Reconciling %+v, want False", c)
+	}
+}
+
+// receiverHealth writes the receiver-owned conditions the way the receiver
+// does (server-side apply, its own field manager).
+func receiverHealth(t *testing.T, w *miraapi.WebhookEndpoint, degraded, disabled bool) {
+	t.Helper()
+	status := func(b bool) metav1.ConditionStatus {
+		if b {
+			return metav1.ConditionTrue
+		}
+		return metav1.ConditionFalse
+	}
+	now := metav1.Now()
+	conds := []metav1.Condition{
+		{Type: miraapi.DegradedCondition, Status: status(degraded), Reason: miraapi.DeliveriesFailingReason, Message: "5 consecutive failed attempts", ObservedGeneration: w.Generation, LastTransitionTime: now},
+		{Type: miraapi.DisabledCondition, Status: status(disabled), Reason: miraapi.GoneReason, Message: "the endpoint answered 410 Gone", ObservedGeneration: w.Generation, LastTransitionTime: now},
+	}
+	if err := statuspatch.Apply(context.Background(), k8s, miraapi.GroupVersion.WithKind("WebhookEndpoint"), w.Namespace, w.Name,
+		&miraapi.WebhookEndpointStatus{Conditions: conds}, miraapi.ReceiverFieldManager); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadyFollowsDeliveryHealth(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, endpoint(ns, "health", nil)); err != nil {
+		t.Fatal(err)
+	}
+	w := waitReady(t, ns, "health", metav1.ConditionTrue, miraapi.ValidReason)
+
+	receiverHealth(t, w, true, false)
+	w = waitReady(t, ns, "health", metav1.ConditionTrue, miraapi.DegradedReason)
+
+	receiverHealth(t, w, true, true)
+	w = waitReady(t, ns, "health", metav1.ConditionFalse, miraapi.DisabledReason)
+	if c := condition(t, w, miraapi.StalledCondition); c.Status != metav1.ConditionTrue || c.Reason != miraapi.DisabledReason {
+		t.Fatalf("Stalled %+v, want True/Disabled", c)
+	}
+	if c := condition(t, w, miraapi.ReadyCondition); !strings.Contains(c.Message, "410 Gone") {
+		t.Fatalf("Ready message %q does not say why", c.Message)
+	}
+	// The receiver's conditions survive the controller's writes (one field
+	// manager each).
+	if c := condition(t, w, miraapi.DisabledCondition); c.Status != metav1.ConditionTrue {
+		t.Fatalf("Disabled %+v was overwritten", c)
+	}
+
+	// Re-enabled by the receiver: Ready again.
+	receiverHealth(t, w, false, false)
+	w = waitReady(t, ns, "health", metav1.ConditionTrue, miraapi.ValidReason)
+
+	// Disabled, then the spec changes: a spec change re-enables, so a Disabled
+	// condition of the previous generation no longer counts.
+	receiverHealth(t, w, false, true)
+	w = waitReady(t, ns, "health", metav1.ConditionFalse, miraapi.DisabledReason)
+	patch := client.MergeFrom(w.DeepCopy())
+	w.Spec.Events = []string{miraapi.EventAll}
+	if err := k8s.Patch(ctx, w, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "health", metav1.ConditionTrue, miraapi.ValidReason)
+}
+
+func TestKeyOnlySecretRefSettles(t *testing.T) {
+	// A key-only secretRef with a key other than signingSecret is refused at
+	// admission (TestCELRejectsBadSpecs); naming the default key is allowed
+	// and must settle: the generated Secret is written once, never again.
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, endpoint(ns, "keyonly", func(w *miraapi.WebhookEndpoint) {
+		w.Spec.SecretRef = &miraapi.SecretKeyReference{Key: miraapi.SigningSecretKey}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "keyonly", metav1.ConditionTrue, miraapi.ValidReason)
+	s := &corev1.Secret{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "keyonly-signing-secret"}, s); err != nil {
+		t.Fatal(err)
+	}
+	rv := s.ResourceVersion
+	// Another reconcile (the Secret watch) writes nothing.
+	before := reconcileCount(t, "webhookendpoint")
+	w := get(t, ns, "keyonly")
+	patch := client.MergeFrom(w.DeepCopy())
+	w.Annotations = map[string]string{"touch": "1"}
+	if err := k8s.Patch(ctx, w, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "reconcile after the annotation changed", func() error {
+		if reconcileCount(t, "webhookendpoint") <= before {
+			return fmt.Errorf("no reconcile yet")
+		}
+		return nil
+	})
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "keyonly-signing-secret"}, s); err != nil {
+		t.Fatal(err)
+	}
+	if s.ResourceVersion != rv {
+		t.Fatalf("the generated Secret was rewritten: resourceVersion %s -> %s", rv, s.ResourceVersion)
 	}
 }
 

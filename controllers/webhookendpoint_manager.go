@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -62,12 +63,32 @@ func (r *WebhookEndpointReconciler) SetupWithManager(ctx context.Context, mgr ct
 			predicate.GenerationChangedPredicate{},
 			// The rotate-secret annotation is a request to act.
 			predicate.AnnotationChangedPredicate{},
+			// Ready reflects the delivery health the receiver writes.
+			deliveryHealthChanged,
 		))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.endpointsForSecret)).
 		WatchesMetadata(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.endpointsForService)).
 		Named("webhookendpoint").
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Concurrency)}).
 		Complete(r)
+}
+
+// deliveryHealthChanged passes updates in which the receiver's Degraded or
+// Disabled conditions changed, so that Ready follows them; the receiver's
+// other status writes (counts, recent attempts) do not reconcile.
+var deliveryHealthChanged = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, ok1 := e.ObjectOld.(*miraapi.WebhookEndpoint)
+		n, ok2 := e.ObjectNew.(*miraapi.WebhookEndpoint)
+		if !ok1 || !ok2 {
+			return false
+		}
+		ho, hn := o.Health(), n.Health()
+		return ho.Disabled != hn.Disabled || ho.Degraded != hn.Degraded || ho.DisabledMessage != hn.DisabledMessage
+	},
 }
 
 func (r *WebhookEndpointReconciler) endpointsForSecret(ctx context.Context, o client.Object) []reconcile.Request {

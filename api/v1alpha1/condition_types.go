@@ -2,9 +2,19 @@ package v1alpha1
 
 // Condition types.
 const (
-	// ReadyCondition is True when the object is valid and usable: for a
-	// WebhookEndpoint, deliveries will be attempted.
+	// ReadyCondition is True when the object is valid and usable. For a
+	// WebhookEndpoint: configured (controller) and deliveries flowing
+	// (receiver); False while misconfigured, suspended or disabled. The
+	// controller computes it from both in one place.
 	ReadyCondition = "Ready"
+	// ReconcilingCondition is True while the controller is still working
+	// towards the spec (kstatus "InProgress"): a transient error, or a
+	// referenced Secret or Service that does not exist yet.
+	ReconcilingCondition = "Reconciling"
+	// StalledCondition is True when the object cannot make progress without
+	// a change by a person (kstatus "Failed"): an invalid spec, or an endpoint
+	// the receiver disabled.
+	StalledCondition = "Stalled"
 	// DegradedCondition is True while a WebhookEndpoint keeps failing
 	// deliveries; it warns before the endpoint is disabled. Owned by the receiver.
 	DegradedCondition = "Degraded"
@@ -25,6 +35,13 @@ const (
 	SuspendedReason        = "Suspended"
 	ConflictReason         = "Conflict"
 	ProgressingReason      = "Progressing"
+	// DisabledReason on Ready and Stalled: the receiver disabled the endpoint.
+	DisabledReason = "Disabled"
+	// DegradedReason on Ready (which stays True): deliveries keep failing but
+	// the endpoint is not disabled yet.
+	DegradedReason = "Degraded"
+	// ReconciledReason on Reconciling=False and Stalled=False.
+	ReconciledReason = "Reconciled"
 
 	// Receiver-owned reasons.
 	DeliveriesFailingReason = "DeliveriesFailing"

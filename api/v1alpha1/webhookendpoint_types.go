@@ -38,8 +38,10 @@ type WebhookEndpointSpec struct {
 	// (default "signingSecret") holds the signing secret. The operator never
 	// writes to a Secret named here. When omitted, the controller generates a
 	// Secret "<endpoint name>-signing-secret" owned by the endpoint, holding
-	// "whsec_" + base64 of 32 random bytes under the key "signingSecret".
+	// "whsec_" + base64 of 32 random bytes under the key "signingSecret";
+	// key can then only be set together with name.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.key) || self.key == 'signingSecret' || has(self.name)",message="secretRef.key needs secretRef.name: a generated Secret always uses the key signingSecret; name your own Secret to choose the key"
 	SecretRef *SecretKeyReference `json:"secretRef,omitempty"`
 
 	// Delivery tunes timeouts, retries, concurrency and auto-disable. Every
@@ -223,7 +225,11 @@ type BackoffPolicy struct {
 // (Ready, observedGeneration, signingSecretRef, targetURL) and the receiver
 // (delivery health, Degraded and Disabled).
 type WebhookEndpointStatus struct {
-	// Conditions: Ready (controller), Degraded and Disabled (receiver).
+	// Conditions: Ready, Reconciling and Stalled (controller; Ready also
+	// reflects the receiver's delivery health), Degraded and Disabled
+	// (receiver). Ready is True while deliveries can flow (reason Degraded
+	// while they keep failing), False when misconfigured, suspended or
+	// disabled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -337,10 +343,10 @@ type DeliveryCounts struct {
 // +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.status.targetURL`
 // +kubebuilder:printcolumn:name="Events",type=string,JSONPath=`.spec.events`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Last Status",type=integer,JSONPath=`.status.lastDelivery.statusCode`
 // +kubebuilder:printcolumn:name="Last Delivery",type=date,JSONPath=`.status.lastDelivery.time`
 // +kubebuilder:printcolumn:name="Failures",type=integer,JSONPath=`.status.consecutiveFailures`,priority=1
-// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type WebhookEndpoint struct {

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -287,13 +285,9 @@ func (r *Registry) All() []*Endpoint {
 
 // Configured reports whether the controller found the endpoint's
 // configuration valid for its current generation (Ready, or not Ready only
-// because it is suspended).
+// because it is suspended or disabled).
 func Configured(w *miraapi.WebhookEndpoint) bool {
-	c := apimeta.FindStatusCondition(w.Status.Conditions, miraapi.ReadyCondition)
-	if c == nil || c.ObservedGeneration != w.Generation || w.Status.TargetURL == "" {
-		return false
-	}
-	return c.Status == metav1.ConditionTrue || c.Reason == miraapi.SuspendedReason
+	return w.ConfigurationAccepted() && w.Status.TargetURL != ""
 }
 
 // SigningSecrets returns the current secret and the previous one while it is

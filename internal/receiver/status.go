@@ -565,7 +565,10 @@ func (w *StatusWriter) write(ctx context.Context, uid types.UID, s *stats) error
 		disabled.Message = s.DisabledMessage
 	}
 	if s.Disabled {
+		// The generation it was disabled at: a later spec change re-enables
+		// it, and the controller's Ready must not read it as disabled then.
 		disabled.Status, disabled.Reason, disabled.Message = metav1.ConditionTrue, s.DisabledReason, s.DisabledMessage
+		disabled.ObservedGeneration = s.DisabledGeneration
 	}
 	for _, c := range []*metav1.Condition{&degraded, &disabled} {
 		if prev := apimeta.FindStatusCondition(obj.Status.Conditions, c.Type); prev != nil && prev.Status == c.Status {
