@@ -20,9 +20,9 @@ func TestEndpointConditions(t *testing.T) {
 	both := miraapi.DeliveryHealth{Degraded: true, Disabled: true, DisabledMessage: "failing for 72h0m0s"}
 
 	type want struct {
-		ready                          metav1.ConditionStatus
-		readyReason                    string
-		reconciling, stalled           metav1.ConditionStatus
+		ready                         metav1.ConditionStatus
+		readyReason                   string
+		reconciling, stalled          metav1.ConditionStatus
 		reconcilingReason, stalledWhy string
 	}
 	cases := []struct {
