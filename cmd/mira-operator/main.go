@@ -10,9 +10,7 @@ import (
 	"strings"
 
 	"github.com/mira/mira-operator/internal/cli"
-	"github.com/mira/mira-operator/internal/inbound"
 	"github.com/mira/mira-operator/internal/manager"
-	"github.com/mira/mira-operator/internal/receiver"
 )
 
 type command struct {
@@ -23,9 +21,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"manager", "run the controllers (WebhookEndpoint, ScoringTemplate)", manager.Main},
-		{"receiver", "run the data plane: inbound webhooks, events, signed deliveries, status", func(args []string) error {
-			return receiver.MainWith(args, &inbound.Extension{})
-		}},
+		{"receiver", "run the data plane: inbound webhooks, events, signed deliveries, status", runReceiver},
 		{"listen", "a local consumer: verify, print and forward an endpoint's deliveries", cli.Listen},
 		{"kubectl", "the kubectl plugin (installed as kubectl-mira): deliveries, redeliver, test, rotate-secret", cli.Kubectl},
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mira/mira-operator/internal/billing"
-	"github.com/mira/mira-operator/internal/receiver"
 )
 
 // DefaultRecallAPIURL is Recall.ai's us-east-1 region (api.recall.ai).
@@ -67,7 +66,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 }
 
 // withDefaults fills zero fields and checks the rest.
-func (o Options) withDefaults(r *receiver.Receiver) (Options, error) {
+func (o Options) withDefaults(d Deps) (Options, error) {
 	if o.RecallAPIURL == "" {
 		o.RecallAPIURL = DefaultRecallAPIURL
 	}
@@ -94,25 +93,14 @@ func (o Options) withDefaults(r *receiver.Receiver) (Options, error) {
 		o.Now = time.Now
 	}
 	if o.TemplatesNamespace == "" {
-		o.TemplatesNamespace = r.API.Integrations.Key.Namespace
+		o.TemplatesNamespace = d.Integrations.Key.Namespace
 	}
 	if o.TemplatesNamespace == "" {
 		o.TemplatesNamespace = "default"
 	}
-	if ns := r.Options.WatchNamespace; ns != "" && o.TemplatesNamespace != ns && o.TemplatesNamespace != r.API.Integrations.Key.Namespace {
+	if ns := d.WatchNamespace; ns != "" && o.TemplatesNamespace != ns && o.TemplatesNamespace != d.Integrations.Key.Namespace {
 		return o, fmt.Errorf("--templates-namespace %q is outside the receiver's cache (--watch-namespace %q and the integrations Secret's namespace)",
 			o.TemplatesNamespace, ns)
 	}
 	return o, nil
 }
-
-// Extension plugs the inbound side into receiver.MainWith.
-type Extension struct {
-	Options Options
-}
-
-// BindFlags implements receiver.Extension.
-func (e *Extension) BindFlags(fs *flag.FlagSet) { e.Options.BindFlags(fs) }
-
-// Setup implements receiver.Extension.
-func (e *Extension) Setup(r *receiver.Receiver) error { return Setup(r, e.Options) }

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/manager"
 	"github.com/mira/mira-operator/internal/receiver"
 	"github.com/mira/mira-operator/internal/testenv"
@@ -80,7 +81,7 @@ func run(m *testing.M) int {
 	}
 	if err := k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: intNS, Name: "mira-integrations"},
-		StringData: map[string]string{receiver.APITokenKey: apiToken},
+		StringData: map[string]string{integrations.APITokenKey: apiToken},
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
