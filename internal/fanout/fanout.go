@@ -85,6 +85,11 @@ func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
 	if f.EventsIn != nil {
 		f.EventsIn.WithLabelValues(ev.Type).Inc()
 	}
+	return f.fanOut(ctx, ev, body)
+}
+
+// fanOut records and queues the deliveries of one event whose body is built.
+func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error {
 	var futures []jetstream.PubAckFuture
 	for _, e := range Targets(ev, f.Registry.All()) {
 		obj := e.Object()

@@ -171,6 +171,7 @@ func apiRequest(t *testing.T, method, path string, body []byte) *http.Response {
 // received is what a consumer got.
 type received struct {
 	Header http.Header
+	Path   string
 	Body   []byte
 }
 
@@ -189,7 +190,7 @@ func newConsumer(respond func(n int, w http.ResponseWriter, r *http.Request)) *c
 func (c *consumer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	c.mu.Lock()
-	c.got = append(c.got, received{Header: r.Header.Clone(), Body: body})
+	c.got = append(c.got, received{Header: r.Header.Clone(), Path: r.URL.Path, Body: body})
 	n := len(c.got)
 	c.mu.Unlock()
 	select {
