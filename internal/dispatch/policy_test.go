@@ -138,7 +138,14 @@ func TestSlots(t *testing.T) {
 		{"it got nothing", func() int { s.unfilled(1, 0); return -1 }, 1, -1},
 		{"two deliveries finish", func() int { s.done(); s.done(); return -1 }, 3, -1},
 		{"a fetch asks for three", func() int { return s.take() }, 0, 3},
-		{"it got three; all four finish", func() int { s.unfilled(3, 3); s.done(); s.done(); s.done(); s.done(); return -1 }, 4, -1},
+		{"it got three; all four finish", func() int {
+			s.unfilled(3, 3)
+			s.done()
+			s.done()
+			s.done()
+			s.done()
+			return -1
+		}, 4, -1},
 		{"an extra release never exceeds the size", func() int { s.done(); return -1 }, 4, -1},
 	}
 	for _, st := range steps {
