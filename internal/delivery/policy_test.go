@@ -10,7 +10,7 @@ import (
 func fixed(v float64) func() float64 { return func() float64 { return v } }
 
 func TestPolicyWithDefaults(t *testing.T) {
-	want := Policy{Timeout: 15 * time.Second, MaxAttempts: 12, MaxRetryDuration: 24 * time.Hour, BackoffInitial: 5 * time.Second, BackoffMax: time.Hour, Jitter: 0.2}
+	want := Policy{Timeout: 15 * time.Second, MaxAttempts: 18, MaxRetryDuration: 24 * time.Hour, BackoffInitial: 5 * time.Second, BackoffMax: 4 * time.Hour, Jitter: 0.2}
 	if got := (Policy{}).WithDefaults(); got != want {
 		t.Fatalf("defaults = %+v, want %+v", got, want)
 	}
@@ -33,7 +33,7 @@ func TestPolicyValidate(t *testing.T) {
 		{"negative attempts", Policy{MaxAttempts: -1}, "max attempts -1"},
 		{"negative retry duration", Policy{MaxRetryDuration: -time.Hour}, "max retry duration"},
 		{"max below default initial", Policy{BackoffMax: time.Second}, "maximum backoff 1s is below initial backoff 5s"},
-		{"initial above default max", Policy{BackoffInitial: 2 * time.Hour}, "maximum backoff 1h0m0s is below initial backoff 2h0m0s"},
+		{"initial above default max", Policy{BackoffInitial: 5 * time.Hour}, "maximum backoff 4h0m0s is below initial backoff 5h0m0s"},
 		{"jitter above 1", Policy{Jitter: 1.5}, "jitter 1.5 outside"},
 		{"negative jitter", Policy{Jitter: -0.1}, "jitter -0.1 outside"},
 	}
