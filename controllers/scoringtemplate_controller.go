@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -48,7 +47,7 @@ func (r *ScoringTemplateReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		Message: fmt.Sprintf("%d criteria, passing score %d", len(obj.Spec.Criteria), obj.GetPassingScore()),
 	}
 	if obj.Spec.Default {
-		defaults, err := DefaultTemplates(ctx, r.Client, obj.Namespace)
+		defaults, err := miraapi.DefaultTemplates(ctx, r.Client, obj.Namespace)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -61,23 +60,6 @@ func (r *ScoringTemplateReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 	}
 	return ctrl.Result{}, r.applyStatus(ctx, obj, cond)
-}
-
-// DefaultTemplates lists the names of the templates marked default in a
-// namespace, sorted.
-func DefaultTemplates(ctx context.Context, c client.Reader, namespace string) ([]string, error) {
-	var list miraapi.ScoringTemplateList
-	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{DefaultTemplateIndexKey: "true"}); err != nil {
-		return nil, fmt.Errorf("list default ScoringTemplates in %s: %w", namespace, err)
-	}
-	var names []string
-	for _, t := range list.Items {
-		if t.DeletionTimestamp.IsZero() {
-			names = append(names, t.Name)
-		}
-	}
-	sort.Strings(names)
-	return names, nil
 }
 
 func (r *ScoringTemplateReconciler) applyStatus(ctx context.Context, obj *miraapi.ScoringTemplate, cond metav1.Condition) error {

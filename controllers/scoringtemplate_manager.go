@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,28 +16,11 @@ import (
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 )
 
-// DefaultTemplateIndexKey indexes ScoringTemplates by spec.default.
-const DefaultTemplateIndexKey = ".spec.default"
-
-// IndexDefaultTemplates registers the spec.default index; the receiver uses
-// it too when it resolves a namespace's default template.
-func IndexDefaultTemplates(ctx context.Context, mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &miraapi.ScoringTemplate{}, DefaultTemplateIndexKey, func(o client.Object) []string {
-		if o.(*miraapi.ScoringTemplate).Spec.Default {
-			return []string{"true"}
-		}
-		return []string{"false"}
-	}); err != nil {
-		return fmt.Errorf("index ScoringTemplates by default: %w", err)
-	}
-	return nil
-}
-
 // SetupWithManager registers the reconciler and its watches. Besides its own
 // changes, a template is reconciled whenever a default template in its
 // namespace appears, changes or goes away, so a conflict clears on its own.
 func (r *ScoringTemplateReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if err := IndexDefaultTemplates(ctx, mgr); err != nil {
+	if err := miraapi.IndexDefaultTemplates(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	defaultsChanged := predicate.Funcs{
@@ -59,7 +41,7 @@ func (r *ScoringTemplateReconciler) SetupWithManager(ctx context.Context, mgr ct
 
 func (r *ScoringTemplateReconciler) defaultsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
 	var list miraapi.ScoringTemplateList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{DefaultTemplateIndexKey: "true"}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{miraapi.DefaultTemplateIndexKey: "true"}); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "list default ScoringTemplates")
 		return nil
 	}

@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
-	"github.com/mira/mira-operator/internal/receiver"
+	"github.com/mira/mira-operator/internal/fanout"
 	"github.com/mira/mira-operator/internal/testenv"
 )
 
@@ -309,7 +309,7 @@ func receiverLatency(ctx context.Context, d *deliveryEnv, uid types.UID, interva
 	events := benchEvents(total, miraapi.EventReportCompleted) // only endpoint tput-0 subscribes
 	ids := make([]string, total)
 	for i, ev := range events {
-		ids[i] = receiver.DeliveryID(ev.ID, string(uid))
+		ids[i] = fanout.DeliveryID(ev.ID, string(uid))
 	}
 	pubAt := make([]time.Time, total)
 	pubDur := make([]time.Duration, total)
@@ -609,8 +609,8 @@ func deliverySection(r deliveryResults) Section {
 		pct(r.recv.cpu.rest(), r.recv.cpu.machine))
 	fmt.Fprintf(&b, "- In the CPU profile: the dispatcher's `handle` %s, of which new TCP connections (`Transport.dialConn`) %s, the record write `LogStore.Put` %s "+
 		"and the record read `loadRecord` %s; fan-out %s; `Publish` %s.\n",
-		cumPct(r.cum, "receiver.(*Dispatcher).handle"), cumPct(r.cum, "net/http.(*Transport).dialConn"), cumPct(r.cum, "receiver.(*LogStore).Put"),
-		cumPct(r.cum, "receiver.(*Dispatcher).loadRecord"), cumPct(r.cum, "receiver.(*Fanout).handle"), cumPct(r.cum, "receiver.(*Publisher).Publish"))
+		cumPct(r.cum, "dispatch.(*Dispatcher).handle"), cumPct(r.cum, "net/http.(*Transport).dialConn"), cumPct(r.cum, "deliverylog.(*Store).Update"),
+		cumPct(r.cum, "dispatch.(*Dispatcher).loadRecord"), cumPct(r.cum, "fanout.(*Fanout).handle"), cumPct(r.cum, "events.(*Stream).Publish"))
 	fmt.Fprintf(&b, "- Connections: the receiver opened %d TCP connections for %d deliveries, the baseline %d for %d requests (after its warm-up). "+
 		"The URL sender is built with `delivery.DefaultMaxIdleConnsPerHost` = 4 idle connections per host, so with more than 4 attempts in flight to one host "+
 		"most attempts dial a new connection and close it afterwards (TIME_WAIT on the receiver side; a real consumer behind TLS would pay a handshake each time).\n",

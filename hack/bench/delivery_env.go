@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -34,6 +34,8 @@ import (
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/delivery"
+	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/manager"
 	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/receiver"
@@ -313,7 +315,7 @@ func (d *deliveryEnv) createEndpoints(ctx context.Context, specs []endpointSpec)
 	deadline := time.Now().Add(2 * time.Minute)
 	for i, s := range specs {
 		for {
-			if e := d.recv.Registry.Lookup(s.ns, s.name); e != nil && receiver.Configured(e.Object()) {
+			if e := d.recv.Registry.Lookup(s.ns, s.name); e != nil && endpoints.Configured(e.Object()) {
 				uids[i] = e.UID
 				break
 			}
@@ -375,11 +377,11 @@ func benchData(i int) json.RawMessage {
 }
 
 // benchEvents returns n events of the given types (round robin) with fresh ids.
-func benchEvents(n int, eventTypes ...string) []receiver.Event {
+func benchEvents(n int, eventTypes ...string) []events.Event {
 	now := time.Now()
-	evs := make([]receiver.Event, n)
+	evs := make([]events.Event, n)
 	for i := range evs {
-		evs[i] = receiver.Event{ID: receiver.NewEventID(now), Type: eventTypes[i%len(eventTypes)], Data: benchData(i), Time: now}
+		evs[i] = events.Event{ID: events.NewEventID(now), Type: eventTypes[i%len(eventTypes)], Data: benchData(i), Time: now}
 	}
 	return evs
 }
@@ -494,7 +496,7 @@ func msf(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64
 
 // flagSetForDefaults is a throwaway flag set, for Options.BindFlags to fill
 // in the receiver's defaults.
-func flagSetForDefaults() *flag.FlagSet { return flag.NewFlagSet("receiver", flag.ContinueOnError) }
+func flagSetForDefaults() *pflag.FlagSet { return pflag.NewFlagSet("receiver", pflag.ContinueOnError) }
 
 // patchWatch notes when StatusWriter.Patches(uid) grows, polling every
 // 10 ms, so the gaps between an endpoint's status writes can be checked.

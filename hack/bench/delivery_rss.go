@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/endpoints"
 	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/receiver"
 )
@@ -111,7 +112,7 @@ func rssChild(c rssChildConfig) (rssChildResult, error) {
 	}()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if e := r.Registry.Lookup(c.Namespace, c.Endpoint); r.Ready() && e != nil && receiver.Configured(e.Object()) {
+		if e := r.Registry.Lookup(c.Namespace, c.Endpoint); r.Ready() && e != nil && endpoints.Configured(e.Object()) {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -299,7 +299,7 @@ var ingestCumFuncs = []string{
 	"net/http.(*conn).serve",
 	"inbound.(*Inbound).postRecall",
 	"inbound.(*Inbound).postStripe",
-	"receiver.(*Integrations).Value",
+	"integrations.(*Secret).Value",
 	"inbound.(*Inbound).readBody",
 	"signing.VerifyStandard",
 	"recall.ParseEvent",
@@ -392,7 +392,7 @@ func busyOf(u cpuUse) string {
 
 func ingestSection(r ingestResults) Section {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Settings: one in-process receiver (`receiver.New` with the flag defaults, `inbound.Setup` with the flag defaults: %d pipeline workers) "+
+	fmt.Fprintf(&b, "Settings: one in-process receiver (`receiver.New` with the flag defaults, `inbound.New` with the flag defaults, mounted on it: %d pipeline workers) "+
 		"on 127.0.0.1, **embedded JetStream with the default sync policy** (file store, no `--jetstream-sync-always`, NATS' default 2 min fsync interval: "+
 		"a webhook is acknowledged once the stream has it, which survives a killed process but not a power loss), envtest's kube-apiserver for the "+
 		"integrations Secret, no controllers. Clients: one `net/http` transport with keep-alive on loopback in the same process "+

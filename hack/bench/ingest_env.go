@@ -26,6 +26,7 @@ import (
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/inbound"
+	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/manager"
 	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/recall/recalltest"
@@ -98,10 +99,10 @@ func startIngestEnv(ctx context.Context) (e *ingestEnv, err error) {
 	if err := e.k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ingNS, Name: ingSecretName},
 		StringData: map[string]string{
-			receiver.APITokenKey:            ingAPIToken,
-			receiver.RecallWebhookSecretKey: ingRecallSecret,
-			receiver.RecallAPIKeyKey:        recalltest.DefaultAPIKey,
-			receiver.StripeWebhookSecretKey: ingStripeSecret,
+			integrations.APITokenKey:            ingAPIToken,
+			integrations.RecallWebhookSecretKey: ingRecallSecret,
+			integrations.RecallAPIKeyKey:        recalltest.DefaultAPIKey,
+			integrations.StripeWebhookSecretKey: ingStripeSecret,
 		},
 	}); err != nil {
 		return nil, err
@@ -129,16 +130,21 @@ func startIngestEnv(ctx context.Context) (e *ingestEnv, err error) {
 	iopts.BindFlags(flagSetForDefaults())
 	iopts.RecallAPIURL = e.fake.URL
 	iopts.Registerer = prometheus.NewRegistry()
-	if err := inbound.Setup(e.recv, iopts); err != nil {
+	in, err := inbound.New(inbound.Deps{
+		JetStream: e.recv.JetStream, Publisher: e.recv.Publisher, Integrations: e.recv.Integrations,
+		Templates: e.recv.Manager.GetCache(), Replicas: o.Replicas, WatchNamespace: o.WatchNamespace, Logger: logr.Discard(),
+	}, iopts)
+	if err != nil {
 		rcancel()
 		e.recv.Close()
 		return nil, err
 	}
+	e.recv.Mount(in)
 	rdone := make(chan error, 1)
 	go func() { rdone <- e.recv.Start(rctx) }()
 	e.stop = append(e.stop, func() { rcancel(); <-rdone; e.recv.Close() })
 	deadline := time.Now().Add(ingReadyDeadline)
-	for !e.recv.Ready() || e.recv.API.Integrations.Value(ctx, receiver.StripeWebhookSecretKey) == "" || !templateCached(ctx, e.recv) {
+	for !e.recv.Ready() || e.recv.Integrations.Value(ctx, integrations.StripeWebhookSecretKey) == "" || !templateCached(ctx, e.recv) {
 		if time.Now().After(deadline) {
 			return nil, errors.New("receiver, integrations Secret or template not ready within a minute")
 		}

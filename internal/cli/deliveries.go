@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mira/mira-operator/internal/receiver"
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 )
 
 func deliveriesCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {
@@ -49,7 +49,7 @@ func deliveriesCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) 
 		if err != nil {
 			return err
 		}
-		var page receiver.DeliveryPage
+		var page datav1.DeliveryPage
 		path := "/v1/endpoints/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/deliveries?" + q.Encode()
 		if err := api.get(ctx, path, &page); err != nil {
 			return fmt.Errorf("list deliveries of %s/%s: %w", ns, name, err)
@@ -77,7 +77,7 @@ func deliveriesCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) 
 }
 
 // lastCode is the last attempt's HTTP status, or "-" (no answer, or none yet).
-func lastCode(r receiver.Record) string {
+func lastCode(r datav1.Delivery) string {
 	if len(r.Attempts) == 0 {
 		return "-"
 	}
@@ -96,7 +96,7 @@ func deliveryCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) er
 		if err != nil {
 			return err
 		}
-		var rec receiver.Record
+		var rec datav1.Delivery
 		if err := api.get(ctx, "/v1/deliveries/"+url.PathEscape(args[0]), &rec); err != nil {
 			return fmt.Errorf("read delivery %s: %w", args[0], err)
 		}
@@ -107,7 +107,7 @@ func deliveryCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) er
 	}
 }
 
-func describeDelivery(g *globals, r receiver.Record) error {
+func describeDelivery(g *globals, r datav1.Delivery) error {
 	w := g.stdout
 	tw := newTable(w)
 	fmt.Fprintf(tw, "ID:\t%s\n", r.ID)

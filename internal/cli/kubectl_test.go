@@ -10,9 +10,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/cli"
-	"github.com/mira/mira-operator/internal/receiver"
+	"github.com/mira/mira-operator/internal/endpoints"
 )
 
 // TestPluginAgainstTheReceiver drives a real receiver with the plugin: a test
@@ -35,7 +36,7 @@ func TestPluginAgainstTheReceiver(t *testing.T) {
 	}
 	eventually(t, "the receiver delivers to the listener", func() error {
 		e := recv.Registry.Lookup(ns, "app")
-		if e == nil || e.Object().Spec.URL != target || !receiver.Configured(e.Object()) {
+		if e == nil || e.Object().Spec.URL != target || !endpoints.Configured(e.Object()) {
 			return fmt.Errorf("not yet")
 		}
 		return nil
@@ -61,11 +62,11 @@ func TestPluginAgainstTheReceiver(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		var page receiver.DeliveryPage
+		var page datav1.DeliveryPage
 		if err := json.Unmarshal([]byte(got), &page); err != nil {
 			return fmt.Errorf("-o json does not parse: %v: %s", err, got)
 		}
-		if len(page.Items) != 1 || page.Items[0].State != receiver.StateDelivered {
+		if len(page.Items) != 1 || page.Items[0].State != datav1.StateDelivered {
 			return fmt.Errorf("items %+v", page.Items)
 		}
 		id = page.Items[0].ID
@@ -82,7 +83,7 @@ func TestPluginAgainstTheReceiver(t *testing.T) {
 	if h := strings.Fields(rows[0]); strings.Join(h, " ") != "ID EVENT ATTEMPTS LAST CODE STATE CREATED" {
 		t.Errorf("header %q", rows[0])
 	}
-	if f := strings.Fields(rows[1]); len(f) != 6 || f[0] != id || f[1] != miraapi.EventWebhookTest || f[2] != "1" || f[3] != "204" || f[4] != receiver.StateDelivered {
+	if f := strings.Fields(rows[1]); len(f) != 6 || f[0] != id || f[1] != miraapi.EventWebhookTest || f[2] != "1" || f[3] != "204" || f[4] != datav1.StateDelivered {
 		t.Errorf("row %q", rows[1])
 	}
 	if got, err := plugin(t, "deliveries", "app", "-n", ns, "--outcome", "failed"); err != nil || strings.Contains(got, id) {
@@ -107,7 +108,7 @@ func TestPluginAgainstTheReceiver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec receiver.Record
+	var rec datav1.Delivery
 	if err := yaml.Unmarshal([]byte(y), &rec); err != nil || rec.ID != id || len(rec.Attempts) != 1 {
 		t.Fatalf("-o yaml: %v %+v", err, rec)
 	}

@@ -3,7 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +24,8 @@ import (
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/cli"
+	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/manager"
 	"github.com/mira/mira-operator/internal/receiver"
 	"github.com/mira/mira-operator/internal/testenv"
@@ -76,7 +78,7 @@ func run(m *testing.M) int {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: intNS}},
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: intNS, Name: "mira-integrations"},
-			StringData: map[string]string{receiver.APITokenKey: apiToken},
+			StringData: map[string]string{integrations.APITokenKey: apiToken},
 		},
 	} {
 		if err := k8s.Create(ctx, obj); err != nil {
@@ -97,7 +99,7 @@ func run(m *testing.M) int {
 	}
 
 	var o receiver.Options
-	o.BindFlags(flag.NewFlagSet("test", flag.ContinueOnError))
+	o.BindFlags(pflag.NewFlagSet("test", pflag.ContinueOnError))
 	o.Listen = "127.0.0.1:0"
 	o.MetricsAddr = "0"
 	o.DataDir = filepath.Join(dir, "data")
@@ -185,7 +187,7 @@ func createEndpoint(t *testing.T, ns, name, url string) string {
 	}
 	eventually(t, "endpoint configured in the receiver", func() error {
 		e := recv.Registry.Lookup(ns, name)
-		if e == nil || !receiver.Configured(e.Object()) {
+		if e == nil || !endpoints.Configured(e.Object()) {
 			return fmt.Errorf("not configured yet")
 		}
 		return nil

@@ -62,7 +62,7 @@ type BreakerOptions struct {
 // failures and opens at FailureThreshold. Open, it refuses until OpenFor
 // has passed, then turns half-open and lets exactly one probe through. A
 // successful probe closes it; a failed one opens it again for twice as long,
-// up to MaxOpenFor. Report exactly one Success or Failure for every
+// up to MaxOpenFor. Report exactly one Success, Failure or Release for every
 // allowed attempt. It is safe for concurrent use.
 type Breaker struct {
 	threshold    int
@@ -163,6 +163,20 @@ func (b *Breaker) Failure() {
 	case StateHalfOpen:
 		b.openFor = min(2*b.openFor, b.maxOpen)
 		b.open(now)
+	}
+}
+
+// Release records that an allowed attempt produced no verdict on the
+// endpoint's health: it was not made after all (shutdown), or the outbound
+// guard refused its address. Half-open, the probe slot is free again at once;
+// without Release it would stay taken for ProbeTimeout (two minutes by
+// default) and hold every delivery back meanwhile. Closed or open, nothing
+// changes.
+func (b *Breaker) Release() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == StateHalfOpen {
+		b.probing = false
 	}
 }
 

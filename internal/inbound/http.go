@@ -13,9 +13,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mira/mira-operator/internal/billing"
+	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/recall"
-	"github.com/mira/mira-operator/internal/receiver"
 	"github.com/mira/mira-operator/internal/signing"
 )
 
@@ -44,10 +44,10 @@ const unauthorizedBody = "invalid webhook signature"
 func (in *Inbound) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /webhooks/recall", in.postRecall)
 	mux.HandleFunc("POST /webhooks/stripe", in.postStripe)
-	mux.Handle("POST /v1/roleplays", in.api.RequireToken(http.HandlerFunc(in.postRoleplay)))
-	mux.Handle("GET /v1/reports/{id}", in.api.RequireToken(http.HandlerFunc(in.getReport)))
-	mux.Handle("GET /v1/billing/customers/{id}", in.api.RequireToken(http.HandlerFunc(in.getCustomer)))
-	mux.Handle("GET /v1/billing/users/{id}", in.api.RequireToken(http.HandlerFunc(in.getUser)))
+	mux.Handle("POST /v1/roleplays", in.integrations.RequireToken(in.log, http.HandlerFunc(in.postRoleplay)))
+	mux.Handle("GET /v1/reports/{id}", in.integrations.RequireToken(in.log, http.HandlerFunc(in.getReport)))
+	mux.Handle("GET /v1/billing/customers/{id}", in.integrations.RequireToken(in.log, http.HandlerFunc(in.getCustomer)))
+	mux.Handle("GET /v1/billing/users/{id}", in.integrations.RequireToken(in.log, http.HandlerFunc(in.getUser)))
 }
 
 // readBody reads at most limit bytes; past it, it answers 413 and returns false.
@@ -107,10 +107,10 @@ func (in *Inbound) answerStored(w http.ResponseWriter, route string, code int, d
 
 // postRecall receives a Recall.ai webhook (Svix / Standard Webhooks).
 func (in *Inbound) postRecall(w http.ResponseWriter, r *http.Request) {
-	secret := in.integrations.Value(r.Context(), receiver.RecallWebhookSecretKey)
+	secret := in.integrations.Value(r.Context(), integrations.RecallWebhookSecretKey)
 	if secret == "" {
 		in.log.Info("Recall webhook refused: the integrations Secret has no signing secret for Recall",
-			"secret", in.integrations.Key.String(), "key", receiver.RecallWebhookSecretKey)
+			"secret", in.integrations.Key.String(), "key", integrations.RecallWebhookSecretKey)
 		in.count(routeRecall, outcomeNotConfigured)
 		writeError(w, http.StatusServiceUnavailable, "Recall webhooks are not configured")
 		return
@@ -143,7 +143,7 @@ func (in *Inbound) postRecall(w http.ResponseWriter, r *http.Request) {
 // stripeVerifier returns the verifier with the current signing secret, or
 // nil when the integrations Secret has none.
 func (in *Inbound) stripeVerifier(ctx context.Context) *billing.Verifier {
-	secret := in.integrations.Value(ctx, receiver.StripeWebhookSecretKey)
+	secret := in.integrations.Value(ctx, integrations.StripeWebhookSecretKey)
 	if prev := in.stripeSecret.Load(); *prev != secret {
 		in.verifier.SetSecret(secret)
 		in.stripeSecret.Store(&secret)
@@ -159,7 +159,7 @@ func (in *Inbound) postStripe(w http.ResponseWriter, r *http.Request) {
 	v := in.stripeVerifier(r.Context())
 	if v == nil {
 		in.log.Info("Stripe webhook refused: the integrations Secret has no signing secret for Stripe",
-			"secret", in.integrations.Key.String(), "key", receiver.StripeWebhookSecretKey)
+			"secret", in.integrations.Key.String(), "key", integrations.StripeWebhookSecretKey)
 		in.count(routeStripe, outcomeNotConfigured)
 		writeError(w, http.StatusServiceUnavailable, "Stripe webhooks are not configured")
 		return

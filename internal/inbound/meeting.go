@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/recall"
-	"github.com/mira/mira-operator/internal/receiver"
 	"github.com/mira/mira-operator/internal/scoring"
 )
 
@@ -84,10 +84,10 @@ func (in *Inbound) handleRecall(ctx context.Context, msg jetstream.Msg) error {
 
 // recallClient builds a client with the current API key.
 func (in *Inbound) recallClient(ctx context.Context) (*recall.Client, error) {
-	key := in.integrations.Value(ctx, receiver.RecallAPIKeyKey)
+	key := in.integrations.Value(ctx, integrations.RecallAPIKeyKey)
 	if key == "" {
 		in.log.Info("cannot fetch Recall transcripts: the integrations Secret has no Recall API key",
-			"secret", in.integrations.Key.String(), "key", receiver.RecallAPIKeyKey)
+			"secret", in.integrations.Key.String(), "key", integrations.RecallAPIKeyKey)
 		return nil, errors.New("recall API key not configured")
 	}
 	return recall.NewClient(recall.ClientOptions{

@@ -11,8 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/queue"
-	"github.com/mira/mira-operator/internal/receiver"
 )
 
 // Pipeline outcome labels.
@@ -189,7 +189,7 @@ func (in *Inbound) emit(ctx context.Context, s *subjectState, eventType, subject
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", eventType, err)
 	}
-	ev := receiver.Event{ID: receiver.DerivedEventID(eventType, subject), Type: eventType, Data: b, Time: in.o.Now().UTC()}
+	ev := events.Event{ID: events.DerivedEventID(eventType, subject), Type: eventType, Data: b, Time: in.o.Now().UTC()}
 	if err := in.publisher.Publish(ctx, ev); err != nil {
 		return err
 	}

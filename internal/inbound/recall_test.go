@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
-	"github.com/mira/mira-operator/controllers"
 	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/recall/recalltest"
 	"github.com/mira/mira-operator/internal/scoring"
@@ -239,7 +238,7 @@ func setDefault(t *testing.T, on bool) {
 		t.Fatal(err)
 	}
 	eventually(t, "default template change seen by the receiver", func() error {
-		names, err := controllers.DefaultTemplates(ctx, recv.Manager.GetCache(), intNS)
+		names, err := miraapi.DefaultTemplates(ctx, recv.Manager.GetCache(), intNS)
 		if err != nil {
 			return err
 		}

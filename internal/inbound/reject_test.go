@@ -11,9 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/recall/recalltest"
-	"github.com/mira/mira-operator/internal/receiver"
 )
 
 func TestRecallRejectsBadInputAndStoresNothing(t *testing.T) {
@@ -74,7 +74,7 @@ func TestMissingRecallSecretRefusesOnlyThatRoute(t *testing.T) {
 		}
 	}
 	keys := integrationKeys()
-	delete(keys, receiver.RecallWebhookSecretKey)
+	delete(keys, integrations.RecallWebhookSecretKey)
 	setKeys(keys)
 	defer func() {
 		setKeys(integrationKeys())

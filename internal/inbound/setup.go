@@ -11,22 +11,20 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go/jetstream"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/mira/mira-operator/controllers"
 	"github.com/mira/mira-operator/internal/billing"
+	"github.com/mira/mira-operator/internal/events"
+	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/queue"
-	"github.com/mira/mira-operator/internal/receiver"
 )
 
 // Inbound is the inbound side of one receiver: its routes and its pipeline.
 type Inbound struct {
 	o            Options
 	js           jetstream.JetStream
-	api          *receiver.API
-	integrations *receiver.Integrations
-	publisher    *receiver.Publisher
+	integrations *integrations.Secret
+	publisher    events.Publisher
 	reports      jetstream.KeyValue
 	state        jetstream.KeyValue
 	billing      *billing.Processor
@@ -40,17 +38,32 @@ type Inbound struct {
 	RecallHTTP *http.Client
 }
 
-// Setup plugs the inbound routes and pipeline workers into r; call it after
-// receiver.New and before Start. It ensures the billing bucket and registers
-// the ScoringTemplate default index on the receiver's cache.
-func Setup(r *receiver.Receiver, o Options) error {
-	_, err := New(r, o)
-	return err
+// Deps are what the inbound side uses of the process that runs it. It
+// publishes events through Publisher and knows nothing else of the stages
+// after it.
+type Deps struct {
+	// JetStream holds the inbound stream and the reports, state and billing buckets.
+	JetStream jetstream.JetStream
+	// Publisher stores the events the pipeline emits.
+	Publisher events.Publisher
+	// Integrations is the integrations Secret (webhook secrets, API keys,
+	// the API token of the token-protected routes).
+	Integrations *integrations.Secret
+	// Templates reads ScoringTemplates; it must have the
+	// miraapi.DefaultTemplateIndexKey index.
+	Templates client.Reader
+	// Replicas of the billing bucket (3 on a NATS cluster).
+	Replicas int
+	// WatchNamespace, when set, is the only namespace (besides the
+	// integrations Secret's) Templates can read.
+	WatchNamespace string
+	Logger         logr.Logger
 }
 
-// New is Setup that also returns the Inbound, for tests.
-func New(r *receiver.Receiver, o Options) (*Inbound, error) {
-	o, err := o.withDefaults(r)
+// New builds the inbound routes and pipeline; mount Routes on the HTTP
+// server and run Run. It ensures the billing bucket.
+func New(d Deps, o Options) (*Inbound, error) {
+	o, err := o.withDefaults(d)
 	if err != nil {
 		return nil, err
 	}
@@ -60,10 +73,10 @@ func New(r *receiver.Receiver, o Options) (*Inbound, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	in := &Inbound{
-		o: o, js: r.JetStream, api: r.API, integrations: r.API.Integrations, publisher: r.Publisher,
-		templates: r.Manager.GetCache(), log: r.Logger.WithName("inbound"),
+		o: o, js: d.JetStream, integrations: d.Integrations, publisher: d.Publisher,
+		templates: d.Templates, log: d.Logger,
 	}
-	kvBilling, err := billing.EnsureBucket(ctx, r.JetStream, max(1, r.Options.Replicas))
+	kvBilling, err := billing.EnsureBucket(ctx, d.JetStream, max(1, d.Replicas))
 	if err != nil {
 		return nil, err
 	}
@@ -77,20 +90,15 @@ func New(r *receiver.Receiver, o Options) (*Inbound, error) {
 	}
 	empty := ""
 	in.stripeSecret.Store(&empty)
-	if in.reports, err = r.JetStream.KeyValue(ctx, queue.ReportsBucket); err != nil {
+	if in.reports, err = d.JetStream.KeyValue(ctx, queue.ReportsBucket); err != nil {
 		return nil, fmt.Errorf("open reports bucket: %w", err)
 	}
-	if in.state, err = r.JetStream.KeyValue(ctx, queue.StateBucket); err != nil {
+	if in.state, err = d.JetStream.KeyValue(ctx, queue.StateBucket); err != nil {
 		return nil, fmt.Errorf("open pipeline state bucket: %w", err)
 	}
 	if in.metrics, err = newMetrics(o.Registerer); err != nil {
 		return nil, err
 	}
-	if err := controllers.IndexDefaultTemplates(ctx, r.Manager); err != nil {
-		return nil, err
-	}
-	r.Routes = append(r.Routes, in.Routes)
-	r.Runnables = append(r.Runnables, manager.RunnableFunc(in.Run))
 	in.log.Info("inbound routes and pipeline configured", "recallAPI", o.RecallAPIURL,
 		"stripeAPIVersionPolicy", o.StripeAPIVersionPolicy, "templatesNamespace", o.TemplatesNamespace)
 	return in, nil

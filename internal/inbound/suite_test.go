@@ -26,6 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/manager"
 	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/recall/recalltest"
@@ -128,9 +130,13 @@ func run(m *testing.M) int {
 	iopts.RecallAPIURL = fake.URL
 	iopts.RecallMaxRetryDuration = 5 * time.Second
 	iopts.Registerer = prometheus.NewRegistry()
-	if in, err = New(recv, iopts); err != nil {
+	if in, err = New(Deps{
+		JetStream: recv.JetStream, Publisher: recv.Publisher, Integrations: recv.Integrations,
+		Templates: recv.Manager.GetCache(), Replicas: o.Replicas, WatchNamespace: o.WatchNamespace, Logger: ctrl.Log.WithName("inbound"),
+	}, iopts); err != nil {
 		return fail(err)
 	}
+	recv.Mount(in)
 	done := make(chan error, 1)
 	go func() { done <- recv.Start(ctx) }()
 	deadline := time.Now().Add(60 * time.Second)
@@ -162,10 +168,10 @@ func run(m *testing.M) int {
 
 func integrationKeys() map[string]string {
 	return map[string]string{
-		receiver.APITokenKey:            apiToken,
-		receiver.RecallWebhookSecretKey: recallSecret,
-		receiver.RecallAPIKeyKey:        recalltest.DefaultAPIKey,
-		receiver.StripeWebhookSecretKey: stripeSecret,
+		integrations.APITokenKey:            apiToken,
+		integrations.RecallWebhookSecretKey: recallSecret,
+		integrations.RecallAPIKeyKey:        recalltest.DefaultAPIKey,
+		integrations.StripeWebhookSecretKey: stripeSecret,
 	}
 }
 
@@ -187,7 +193,7 @@ func setupFixtures(ctx context.Context, consumerURL string) error {
 		e := recv.Registry.Lookup(consumerNS, consumerName)
 		s := &corev1.Secret{}
 		err := k8s.Get(ctx, types.NamespacedName{Namespace: consumerNS, Name: consumerName + "-signing-secret"}, s)
-		if e != nil && receiver.Configured(e.Object()) && err == nil && templateReady(ctx, defaultTmpl) == nil {
+		if e != nil && endpoints.Configured(e.Object()) && err == nil && templateReady(ctx, defaultTmpl) == nil {
 			consumer.setSecret(string(s.Data["signingSecret"]))
 			return nil
 		}

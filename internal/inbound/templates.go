@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
-	"github.com/mira/mira-operator/controllers"
 	"github.com/mira/mira-operator/internal/scoring"
 )
 
@@ -50,7 +49,7 @@ func (in *Inbound) resolveTemplate(ctx context.Context, name string) (scoring.Te
 		}
 		return toScoring(t), nil, nil
 	}
-	names, err := controllers.DefaultTemplates(ctx, in.templates, ns)
+	names, err := miraapi.DefaultTemplates(ctx, in.templates, ns)
 	if err != nil {
 		return scoring.Template{}, nil, err
 	}

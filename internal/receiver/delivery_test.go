@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,8 +21,10 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
-	"github.com/mira/mira-operator/internal/receiver"
+	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/fanout"
 	"github.com/mira/mira-operator/internal/signing"
 )
 
@@ -51,7 +54,7 @@ func createEndpoint(t *testing.T, ns, name, url string, events []string, mutate 
 	}
 	eventually(t, "endpoint Ready in the receiver", func() error {
 		e := recv.Registry.Lookup(ns, name)
-		if e == nil || !receiver.Configured(e.Object()) {
+		if e == nil || !endpoints.Configured(e.Object()) {
 			return fmt.Errorf("not configured yet")
 		}
 		return nil
@@ -144,7 +147,7 @@ func TestSignedDeliveryAndStatus(t *testing.T) {
 	if data["report_id"] != "r1" || data["user_id"] != "u1" {
 		t.Fatalf("data = %v", data)
 	}
-	if want := receiver.DeliveryID(id, string(w.UID)); got.Header.Get("webhook-id") != want {
+	if want := fanout.DeliveryID(id, string(w.UID)); got.Header.Get("webhook-id") != want {
 		t.Fatalf("webhook-id = %q, want deterministic %q", got.Header.Get("webhook-id"), want)
 	}
 	if out := nodeCheck(t, secret, got.Body, got.Header.Get("X-Mira-Signature")); out != "true" {
@@ -187,13 +190,13 @@ func TestSignedDeliveryAndStatus(t *testing.T) {
 	}
 
 	// The delivery log serves the attempt.
-	resp := apiRequest(t, http.MethodGet, "/v1/deliveries/"+receiver.DeliveryID(id, string(w.UID)), nil)
+	resp := apiRequest(t, http.MethodGet, "/v1/deliveries/"+fanout.DeliveryID(id, string(w.UID)), nil)
 	defer resp.Body.Close()
-	var rec receiver.Record
+	var rec datav1.Delivery
 	if err := json.NewDecoder(resp.Body).Decode(&rec); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("GET delivery: %d %v", resp.StatusCode, err)
 	}
-	if rec.State != receiver.StateDelivered || len(rec.Attempts) != 1 || rec.Attempts[0].StatusCode != 204 || rec.Attempts[0].RequestHeaders["X-Mira-Signature"] == "" {
+	if rec.State != datav1.StateDelivered || len(rec.Attempts) != 1 || rec.Attempts[0].StatusCode != 204 || rec.Attempts[0].RequestHeaders["X-Mira-Signature"] == "" {
 		t.Fatalf("record %+v", rec)
 	}
 }
@@ -218,14 +221,14 @@ func TestRetryThenSuccess(t *testing.T) {
 	if got[0].Header.Get("webhook-id") != got[2].Header.Get("webhook-id") || string(got[0].Body) != string(got[2].Body) {
 		t.Fatal("a retry changed the delivery id or the body")
 	}
-	dlv := receiver.DeliveryID(id, string(w.UID))
-	var rec receiver.Record
+	dlv := fanout.DeliveryID(id, string(w.UID))
+	var rec datav1.Delivery
 	eventually(t, "delivered after retries", func() error {
 		resp := apiRequest(t, http.MethodGet, "/v1/deliveries/"+dlv, nil)
 		defer resp.Body.Close()
-		rec = receiver.Record{}
+		rec = datav1.Delivery{}
 		_ = json.NewDecoder(resp.Body).Decode(&rec)
-		if rec.State != receiver.StateDelivered {
+		if rec.State != datav1.StateDelivered {
 			return fmt.Errorf("state %q", rec.State)
 		}
 		return nil
@@ -253,9 +256,11 @@ func TestRetryThenSuccess(t *testing.T) {
 func TestGoneDisablesAndEnableRedelivers(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	gone := true
+	// The handler runs on the server's goroutines while the test flips it.
+	var gone atomic.Bool
+	gone.Store(true)
 	c := newConsumer(func(_ int, w http.ResponseWriter, _ *http.Request) {
-		if gone {
+		if gone.Load() {
 			w.WriteHeader(http.StatusGone)
 			return
 		}
@@ -273,6 +278,11 @@ func TestGoneDisablesAndEnableRedelivers(t *testing.T) {
 		cond := apimeta.FindStatusCondition(w.Status.Conditions, miraapi.DisabledCondition)
 		if cond == nil || cond.Status != metav1.ConditionTrue || cond.Reason != miraapi.GoneReason {
 			return fmt.Errorf("Disabled %+v", cond)
+		}
+		// What `kubectl get whe` shows: READY False, REASON Disabled.
+		ready := apimeta.FindStatusCondition(w.Status.Conditions, miraapi.ReadyCondition)
+		if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != miraapi.DisabledReason {
+			return fmt.Errorf("Ready %+v", ready)
 		}
 		return nil
 	})
@@ -292,7 +302,7 @@ func TestGoneDisablesAndEnableRedelivers(t *testing.T) {
 	}
 
 	// Re-enable with the annotation, then redeliver everything since before.
-	gone = false
+	gone.Store(false)
 	patch := client.MergeFrom(w.DeepCopy())
 	w.Annotations = map[string]string{miraapi.EnableAnnotation: "1", miraapi.RedeliverAnnotation: "since=" + since}
 	if err := k8s.Patch(ctx, w, patch); err != nil {
@@ -314,6 +324,10 @@ func TestGoneDisablesAndEnableRedelivers(t *testing.T) {
 		}
 		if w.Status.HandledAnnotations[miraapi.RedeliverAnnotation] != "since="+since {
 			return fmt.Errorf("handled %v", w.Status.HandledAnnotations)
+		}
+		if ready := apimeta.FindStatusCondition(w.Status.Conditions, miraapi.ReadyCondition); ready == nil ||
+			ready.Status != metav1.ConditionTrue || ready.Reason != miraapi.ValidReason {
+			return fmt.Errorf("Ready %+v after re-enabling", ready)
 		}
 		return nil
 	})
@@ -413,13 +427,13 @@ func TestOutboundGuardRefusesMetadataAddress(t *testing.T) {
 	ns := newNamespace(t)
 	w, _ := createEndpoint(t, ns, "ssrf", "http://[::ffff:169.254.169.254]/latest/meta-data", []string{miraapi.EventMeetingFailed}, nil)
 	id := publish(t, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m1"})
-	dlv := receiver.DeliveryID(id, string(w.UID))
+	dlv := fanout.DeliveryID(id, string(w.UID))
 	eventually(t, "delivery refused by the guard", func() error {
 		resp := apiRequest(t, http.MethodGet, "/v1/deliveries/"+dlv, nil)
 		defer resp.Body.Close()
-		var rec receiver.Record
+		var rec datav1.Delivery
 		_ = json.NewDecoder(resp.Body).Decode(&rec)
-		if rec.State != receiver.StateDead || len(rec.Attempts) != 1 || rec.Attempts[0].Outcome != "Blocked" {
+		if rec.State != datav1.StateDead || len(rec.Attempts) != 1 || rec.Attempts[0].Outcome != "Blocked" {
 			return fmt.Errorf("record %+v", rec)
 		}
 		return nil

@@ -1,9 +1,19 @@
+// Package receiver wires the data plane of `mira-operator receiver`, the
+// way a main function wires a program: JetStream (embedded or external),
+// the Kubernetes cache, and one package per stage of an event's way:
+//
+//	events (publish, the events stream) → fanout → dispatch → deliverylog
+//	                                                        → endpointstatus
+//
+// with the endpoint registry (endpoints) beside them and the annotation
+// actions (actions) on the elected replica. Other parts (the inbound
+// pipeline) are constructed by the caller and mounted (Mount) before Start;
+// they publish through Publisher and know nothing of the receiver.
 package receiver
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,8 +26,12 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -28,8 +42,15 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/actions"
 	"github.com/mira/mira-operator/internal/delivery"
-	mgrpkg "github.com/mira/mira-operator/internal/manager"
+	"github.com/mira/mira-operator/internal/deliverylog"
+	"github.com/mira/mira-operator/internal/dispatch"
+	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/endpointstatus"
+	"github.com/mira/mira-operator/internal/events"
+	"github.com/mira/mira-operator/internal/fanout"
+	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/queue"
 )
 
@@ -65,7 +86,7 @@ type Options struct {
 }
 
 // BindFlags registers the options on fs with their defaults.
-func (o *Options) BindFlags(fs *flag.FlagSet) {
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", ":8080", "address of the webhook and API routes, /healthz and /readyz")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9090", "address of the Prometheus metrics endpoint; \"0\" disables it")
 	fs.StringVar(&o.DataDir, "data-dir", "/var/lib/mira", "directory of the embedded JetStream file store (ignored with --nats-url)")
@@ -91,7 +112,24 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a Lease is valid; a standby takes over this long after the leader died")
 	fs.DurationVar(&o.LeaseRenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up (and the process exits to be restarted)")
 	fs.DurationVar(&o.LeaseRetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
+	for group, names := range map[string][]string{
+		"Server": {"listen", "metrics-bind-address", "shutdown-grace"},
+		"NATS": {"nats-url", "data-dir", "jetstream-sync-always", "jetstream-sync-interval", "stream-replicas",
+			"max-store-bytes", "retention"},
+		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allowed-cidrs",
+			"rotation-grace", "status-interval"},
+		"Kubernetes": {"watch-namespace", "integrations-secret", "leader-elect", "leader-election-id",
+			"leader-election-namespace", "leader-elect-lease-duration", "leader-elect-renew-deadline", "leader-elect-retry-period"},
+	} {
+		for _, n := range names {
+			_ = fs.SetAnnotation(n, FlagGroupAnnotation, []string{group})
+		}
+	}
 }
+
+// FlagGroupAnnotation is the pflag annotation naming a flag's group in the
+// help text ("Delivery" lists it under "Delivery flags:").
+const FlagGroupAnnotation = "mira.platform.mira.io/flag-group"
 
 // Guard builds the outbound guard from the options.
 func (o *Options) Guard() (*delivery.Guard, error) {
@@ -109,44 +147,74 @@ func (o *Options) Guard() (*delivery.Guard, error) {
 	return g, nil
 }
 
-// Main parses flags and runs the receiver until SIGINT/SIGTERM.
-func Main(args []string) error { return MainWith(args) }
-
-// Run starts JetStream (embedded or external), the Kubernetes caches, the
-// fan-out, the dispatcher, the status writer and the HTTP server, and blocks
-// until ctx ends and everything has stopped.
-func Run(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) error {
-	r, err := New(ctx, cfg, o, log)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	return r.Start(ctx)
-}
-
 // Receiver is a running receiver, for tests that need its parts.
 type Receiver struct {
-	Options   Options
-	Manager   manager.Manager
-	NATS      *nats.Conn
-	JetStream jetstream.JetStream
-	Registry  *Registry
-	Status    *StatusWriter
-	Log       *LogStore
-	Publisher *Publisher
-	API       *API
-	Metrics   *Metrics
-	Logger    logr.Logger
-	embedded  interface {
+	Options      Options
+	Manager      manager.Manager
+	NATS         *nats.Conn
+	JetStream    jetstream.JetStream
+	Registry     *endpoints.Registry
+	Status       *endpointstatus.Writer
+	Log          *deliverylog.Store
+	Publisher    *events.Stream
+	Integrations *integrations.Secret
+	Logger       logr.Logger
+	metrics      *metrics
+	embedded     interface {
 		Shutdown()
 		WaitForShutdown()
 	}
 	ready atomic.Bool
 	addr  atomic.Value
-	// Routes lets the inbound pipeline add its HTTP routes before Start.
-	Routes []func(*http.ServeMux)
-	// Runnables lets the inbound pipeline add workers before Start.
-	Runnables []manager.Runnable
+	parts []Part
+}
+
+// Part is a component the caller constructs and mounts (the inbound
+// pipeline): its routes join the receiver's HTTP server and Run runs on
+// every replica once the caches have synced.
+type Part interface {
+	Routes(mux *http.ServeMux)
+	Run(ctx context.Context) error
+}
+
+// Mount adds a part; call it after New and before Start.
+func (r *Receiver) Mount(p Part) { r.parts = append(r.parts, p) }
+
+// metrics are the receiver's Prometheus metrics, one set per stage.
+type metrics struct {
+	dispatch      *dispatch.Metrics
+	eventsIn      *prometheus.CounterVec
+	queueDepth    *prometheus.GaugeVec
+	statusPatches prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		dispatch: dispatch.NewMetrics(reg),
+		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mira_events_total", Help: "Events accepted for fan-out, by type.",
+		}, []string{"event"}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mira_queue_depth", Help: "Messages waiting in each JetStream consumer (pending + waiting for ack).",
+		}, []string{"consumer"}),
+		statusPatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mira_status_patches_total", Help: "WebhookEndpoint status writes by the receiver.",
+		}),
+	}
+	reg.MustRegister(m.eventsIn, m.queueDepth, m.statusPatches)
+	return m
+}
+
+// Scheme returns the scheme of the receiver's client: the built-in and Mira types.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := miraapi.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
 }
 
 // New wires a receiver without starting it.
@@ -160,14 +228,14 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 		return nil, err
 	}
 
-	integrations := types.NamespacedName{}
+	integrationsKey := types.NamespacedName{}
 	if o.IntegrationsSecret != "" {
 		ns, name, ok := strings.Cut(o.IntegrationsSecret, "/")
 		if !ok || ns == "" || name == "" {
 			r.Close()
 			return nil, fmt.Errorf("--integrations-secret must be namespace/name, got %q", o.IntegrationsSecret)
 		}
-		integrations = types.NamespacedName{Namespace: ns, Name: name}
+		integrationsKey = types.NamespacedName{Namespace: ns, Name: name}
 	}
 	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		// The receiver only reads these objects, so it can skip the copies.
@@ -176,12 +244,12 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	}}
 	if o.WatchNamespace != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{o.WatchNamespace: {}}
-		if integrations.Namespace != "" {
-			cacheOpts.DefaultNamespaces[integrations.Namespace] = cache.Config{}
+		if integrationsKey.Namespace != "" {
+			cacheOpts.DefaultNamespaces[integrationsKey.Namespace] = cache.Config{}
 		}
 	}
 	mopts := ctrl.Options{
-		Scheme:                 mgrpkg.Scheme(),
+		Scheme:                 Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress: "0",
 		Cache:                  cacheOpts,
@@ -207,14 +275,19 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 		return nil, fmt.Errorf("create receiver manager: %w", err)
 	}
 	r.Manager = mgr
-	r.Metrics = NewMetrics(crmetrics.Registry)
+	r.metrics = newMetrics(crmetrics.Registry)
+	// The pipeline resolves a namespace's default ScoringTemplate through this cache.
+	if err := miraapi.IndexDefaultTemplates(ctx, mgr.GetFieldIndexer()); err != nil {
+		r.Close()
+		return nil, err
+	}
 
 	guard, err := o.Guard()
 	if err != nil {
 		r.Close()
 		return nil, err
 	}
-	r.Registry, err = NewRegistry(RegistryOptions{Reader: mgr.GetCache(), Guard: guard, RotationGrace: o.RotationGrace, MaxResponseBytes: o.MaxResponseBytes})
+	r.Registry, err = endpoints.NewRegistry(endpoints.RegistryOptions{Reader: mgr.GetCache(), Guard: guard, RotationGrace: o.RotationGrace, MaxResponseBytes: o.MaxResponseBytes})
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -224,31 +297,19 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 		r.Close()
 		return nil, fmt.Errorf("open delivery log: %w", err)
 	}
-	r.Log, _ = NewLogStore(kvLog)
+	r.Log, _ = deliverylog.New(kvLog)
 	kvStats, err := r.JetStream.KeyValue(ctx, queue.EndpointStatsBucket)
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("open endpoint stats: %w", err)
 	}
 	recorder := mgr.GetEventRecorder("mira-receiver")
-	r.Status = NewStatusWriter(mgr.GetClient(), kvStats, recorder, r.Registry, o.StatusInterval, log.WithName("status"))
-	r.Status.metrics = r.Metrics
+	r.Status = endpointstatus.NewWriter(mgr.GetClient(), kvStats, recorder, r.Registry, o.StatusInterval, log.WithName("status"))
+	r.Status.CountPatches(r.metrics.statusPatches)
 	r.Status.SetElected(mgr.Elected())
-	r.Publisher = &Publisher{JS: r.JetStream}
-	r.API = &API{
-		Integrations: &Integrations{Reader: mgr.GetCache(), Key: integrations},
-		Publisher:    r.Publisher, Log: r.Log, Registry: r.Registry, Logger: log.WithName("api"),
-		Ready: func() error {
-			if !r.ready.Load() {
-				return errors.New("starting")
-			}
-			if !r.NATS.IsConnected() {
-				return errors.New("JetStream connection lost")
-			}
-			return nil
-		},
-	}
-	if err := (&Actions{Client: mgr.GetClient(), JS: r.JetStream, Publisher: r.Publisher, Registry: r.Registry,
+	r.Publisher = &events.Stream{JS: r.JetStream}
+	r.Integrations = &integrations.Secret{Reader: mgr.GetCache(), Key: integrationsKey}
+	if err := (&actions.Actions{Client: mgr.GetClient(), JS: r.JetStream, Publisher: r.Publisher, Registry: r.Registry,
 		Log: r.Log, Status: r.Status, Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("set up annotation actions: %w", err)
@@ -330,13 +391,13 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if err := r.Registry.Watch(ctx, mgr.GetCache()); err != nil {
 		return err
 	}
-	events, err := r.JetStream.Consumer(ctx, queue.EventsStream, queue.FanoutConsumer)
+	eventsConsumer, err := r.JetStream.Consumer(ctx, queue.EventsStream, queue.FanoutConsumer)
 	if err != nil {
 		return fmt.Errorf("open fan-out consumer: %w", err)
 	}
-	fan := &Fanout{JS: r.JetStream, Consumer: events, Registry: r.Registry, Log: r.Log, Status: r.Status,
-		Metrics: r.Metrics, Logger: r.Logger.WithName("fanout"), Workers: o.FanoutWorkers}
-	disp := &Dispatcher{JS: r.JetStream, Log: r.Log, Registry: r.Registry, Status: r.Status, Metrics: r.Metrics,
+	fan := &fanout.Fanout{JS: r.JetStream, Consumer: eventsConsumer, Registry: r.Registry, Log: r.Log,
+		EventsIn: r.metrics.eventsIn, Logger: r.Logger.WithName("fanout"), Workers: o.FanoutWorkers}
+	disp := &dispatch.Dispatcher{JS: r.JetStream, Log: r.Log, Registry: r.Registry, Status: r.Status, Metrics: r.metrics.dispatch,
 		Logger: r.Logger.WithName("dispatch"), Replicas: o.Replicas, MaxPending: o.MaxAckPending, ShutdownGrace: o.ShutdownGrace}
 
 	// Data-plane workers start once the endpoint informer has synced, so no
@@ -375,21 +436,12 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if err := add("queue-depth", r.watchDepth); err != nil {
 		return err
 	}
-	for _, rn := range r.Runnables {
-		if _, ok := rn.(manager.LeaderElectionRunnable); !ok {
-			rn = everyReplica(rn.Start)
-		}
-		if err := mgr.Add(rn); err != nil {
+	for i, p := range r.parts {
+		if err := add(fmt.Sprintf("part-%d", i), p.Run); err != nil {
 			return err
 		}
 	}
-	extra := r.Routes
-	r.API.Extra = func(mux *http.ServeMux) {
-		for _, f := range extra {
-			f(mux)
-		}
-	}
-	srv := NewServer(o.Listen, r.API.Handler())
+	srv := NewServer(o.Listen, r.routes())
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
@@ -415,6 +467,8 @@ func (r *Receiver) Start(ctx context.Context) error {
 	}
 	return mgr.Start(ctx)
 }
+
+var _ manager.LeaderElectionRunnable = everyReplica(nil)
 
 // everyReplica is a runnable that does not wait for the leader election.
 type everyReplica func(context.Context) error
@@ -443,7 +497,7 @@ func (r *Receiver) watchDepth(ctx context.Context) error {
 		} {
 			if cons, err := r.JetStream.Consumer(ctx, c.stream, c.name); err == nil {
 				if info, err := cons.Info(ctx); err == nil {
-					r.Metrics.QueueDepth.WithLabelValues(c.name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+					r.metrics.queueDepth.WithLabelValues(c.name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
 				}
 			}
 		}
@@ -454,7 +508,7 @@ func (r *Receiver) watchDepth(ctx context.Context) error {
 			for info := range infos.Info() {
 				depth += info.NumPending + uint64(info.NumAckPending)
 			}
-			r.Metrics.QueueDepth.WithLabelValues("dispatch").Set(float64(depth))
+			r.metrics.queueDepth.WithLabelValues("dispatch").Set(float64(depth))
 		}
 		select {
 		case <-ctx.Done():

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/manager"
 	"github.com/mira/mira-operator/internal/receiver"
 	"github.com/mira/mira-operator/internal/testenv"
@@ -80,7 +81,7 @@ func run(m *testing.M) int {
 	}
 	if err := k8s.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: intNS, Name: "mira-integrations"},
-		StringData: map[string]string{receiver.APITokenKey: apiToken},
+		StringData: map[string]string{integrations.APITokenKey: apiToken},
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -170,6 +171,7 @@ func apiRequest(t *testing.T, method, path string, body []byte) *http.Response {
 // received is what a consumer got.
 type received struct {
 	Header http.Header
+	Path   string
 	Body   []byte
 }
 
@@ -188,7 +190,7 @@ func newConsumer(respond func(n int, w http.ResponseWriter, r *http.Request)) *c
 func (c *consumer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	c.mu.Lock()
-	c.got = append(c.got, received{Header: r.Header.Clone(), Body: body})
+	c.got = append(c.got, received{Header: r.Header.Clone(), Path: r.URL.Path, Body: body})
 	n := len(c.got)
 	c.mu.Unlock()
 	select {

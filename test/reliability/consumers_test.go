@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
-	"github.com/mira/mira-operator/internal/receiver"
 )
 
 // Bad consumers next to a healthy one, all served by one receiver: each bad
@@ -153,7 +153,7 @@ func TestBadConsumers(t *testing.T) {
 	})
 	healthyDone := time.Since(began)
 
-	final := map[string]receiver.Record{}
+	final := map[string]datav1.Delivery{}
 	eventually(t, "every bad endpoint's delivery settled", 3*time.Minute, func() error {
 		for _, n := range names {
 			recs, err := deliveries(url, ns, n)
@@ -163,7 +163,7 @@ func TestBadConsumers(t *testing.T) {
 			if len(recs) != 1 {
 				return fmt.Errorf("%s: %d delivery records", n, len(recs))
 			}
-			if s := recs[0].State; s != receiver.StateDead && s != receiver.StateDelivered {
+			if s := recs[0].State; s != datav1.StateDead && s != datav1.StateDelivered {
 				return fmt.Errorf("%s: %s after %d attempts", n, s, recs[0].AttemptCount)
 			}
 			final[n] = recs[0]
@@ -194,9 +194,9 @@ func TestBadConsumers(t *testing.T) {
 		}
 		fields[n] = map[string]any{"state": rec.State, "attempts": len(rec.Attempts), "status_codes": codes,
 			"gaps_seconds": gaps, "max_excerpt_bytes": maxBody, "first_error": firstErr}
-		want, wantAttempts := receiver.StateDead, 3
+		want, wantAttempts := datav1.StateDead, 3
 		if n == "huge-body" {
-			want, wantAttempts = receiver.StateDelivered, 1
+			want, wantAttempts = datav1.StateDelivered, 1
 		}
 		if rec.State != want || len(rec.Attempts) != wantAttempts {
 			t.Errorf("%s: %s after %d attempts, want %s after %d (reason %q, attempts %+v)", n, rec.State, len(rec.Attempts), want, wantAttempts, rec.Reason, rec.Attempts)

@@ -15,8 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
-	"github.com/mira/mira-operator/internal/receiver"
 )
 
 // Helpers of the bad-consumer, inbound-flood and SSRF scenarios: endpoints
@@ -75,8 +75,8 @@ var apiClient = &http.Client{Timeout: 30 * time.Second}
 
 // deliveries lists every delivery record of an endpoint through
 // GET /v1/endpoints/{ns}/{name}/deliveries.
-func deliveries(recvURL, ns, name string) ([]receiver.Record, error) {
-	var all []receiver.Record
+func deliveries(recvURL, ns, name string) ([]datav1.Delivery, error) {
+	var all []datav1.Delivery
 	cursor := ""
 	for {
 		u := fmt.Sprintf("%s/v1/endpoints/%s/%s/deliveries?limit=500", recvURL, ns, name)
@@ -89,7 +89,7 @@ func deliveries(recvURL, ns, name string) ([]receiver.Record, error) {
 		if err != nil {
 			return nil, err
 		}
-		var page receiver.DeliveryPage
+		var page datav1.DeliveryPage
 		err = json.NewDecoder(resp.Body).Decode(&page)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {

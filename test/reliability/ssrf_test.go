@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
-	"github.com/mira/mira-operator/internal/receiver"
 )
 
 // ssrfTargets are url hosts the outbound guard refuses before any
@@ -70,14 +70,14 @@ func TestSSRF(t *testing.T) {
 		}
 		return nil
 	})
-	records := map[string]receiver.Record{}
+	records := map[string]datav1.Delivery{}
 	eventually(t, "every SSRF delivery settled", 2*time.Minute, func() error {
 		for host, w := range created {
 			recs, err := deliveries(url, ns, w.Name)
 			if err != nil {
 				return err
 			}
-			if len(recs) != 1 || recs[0].State == receiver.StatePending || recs[0].State == receiver.StateRetrying || len(recs[0].Attempts) == 0 {
+			if len(recs) != 1 || recs[0].State == datav1.StatePending || recs[0].State == datav1.StateRetrying || len(recs[0].Attempts) == 0 {
 				return fmt.Errorf("%s: %d records, not settled", host, len(recs))
 			}
 			records[host] = recs[0]
@@ -86,7 +86,7 @@ func TestSSRF(t *testing.T) {
 	})
 	for host, rec := range records {
 		a := rec.Attempts[len(rec.Attempts)-1]
-		if rec.State != receiver.StateDead || len(rec.Attempts) != 1 || a.Outcome != "Blocked" || a.StatusCode != 0 {
+		if rec.State != datav1.StateDead || len(rec.Attempts) != 1 || a.Outcome != "Blocked" || a.StatusCode != 0 {
 			t.Errorf("%s: %s after %d attempts, last outcome %s (status %d, error %q); want Dead after 1 Blocked attempt",
 				host, rec.State, len(rec.Attempts), a.Outcome, a.StatusCode, a.Error)
 			outcome[host] = "NOT BLOCKED: " + rec.State
@@ -121,13 +121,13 @@ func TestSSRF(t *testing.T) {
 		}
 		return nil
 	})
-	var privateRec receiver.Record
+	var privateRec datav1.Delivery
 	eventually(t, "private target settled", time.Minute, func() error {
 		recs, err := deliveries(url2, allowedNS, "private")
 		if err != nil {
 			return err
 		}
-		if len(recs) != 1 || recs[0].State != receiver.StateDead {
+		if len(recs) != 1 || recs[0].State != datav1.StateDead {
 			return fmt.Errorf("%d records", len(recs))
 		}
 		privateRec = recs[0]

@@ -1,4 +1,7 @@
-package receiver
+// Package actions acts on the action annotations of WebhookEndpoints
+// (redeliver, test, enable) on the elected receiver: each new annotation
+// value is acted on once and recorded as handled in status.
+package actions
 
 import (
 	"context"
@@ -9,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/tools/events"
+	kevents "k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -17,7 +20,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/deliverylog"
+	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/endpointstatus"
+	"github.com/mira/mira-operator/internal/events"
+	"github.com/mira/mira-operator/internal/fanout"
 )
 
 // Actions handles the action annotations of WebhookEndpoints: redeliver,
@@ -26,11 +35,11 @@ import (
 type Actions struct {
 	client.Client
 	JS        jetstream.JetStream
-	Publisher *Publisher
-	Registry  *Registry
-	Log       *LogStore
-	Status    *StatusWriter
-	Recorder  events.EventRecorder
+	Publisher events.Publisher
+	Registry  *endpoints.Registry
+	Log       *deliverylog.Store
+	Status    *endpointstatus.Writer
+	Recorder  kevents.EventRecorder
 	Now       func() time.Time
 }
 
@@ -53,8 +62,8 @@ func (a *Actions) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	e := a.Registry.Observe(obj)
-	// A spec change re-enables a disabled endpoint (Disabled checks it).
-	a.Status.Disabled(ctx, e)
+	// A spec change re-enables a disabled endpoint.
+	a.Status.ReenableOnSpecChange(ctx, e)
 	ann := obj.Annotations
 	if v := ann[miraapi.EnableAnnotation]; v != "" && v != a.Status.Handled(ctx, e, miraapi.EnableAnnotation) {
 		a.Status.Enable(ctx, e, v)
@@ -85,7 +94,7 @@ func (a *Actions) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 
 // SendTest queues a webhook.test event for this endpoint only. The event id
 // derives from the request so a repeated request queues nothing new.
-func (a *Actions) SendTest(ctx context.Context, e *Endpoint, request string) (string, error) {
+func (a *Actions) SendTest(ctx context.Context, e *endpoints.Endpoint, request string) (string, error) {
 	obj := e.Object()
 	now := a.now()
 	data, _ := json.Marshal(map[string]string{
@@ -93,7 +102,7 @@ func (a *Actions) SendTest(ctx context.Context, e *Endpoint, request string) (st
 		"message":  "test event from Mira; no action needed",
 		"request":  request,
 	})
-	ev := Event{ID: DerivedEventID("webhook.test", string(e.UID), request), Type: miraapi.EventWebhookTest, Data: data, Time: now, Only: string(e.UID)}
+	ev := events.Event{ID: events.DerivedEventID("webhook.test", string(e.UID), request), Type: miraapi.EventWebhookTest, Data: data, Time: now, Only: string(e.UID)}
 	return ev.ID, a.Publisher.Publish(ctx, ev)
 }
 
@@ -108,7 +117,7 @@ func isBadRequest(err error) bool {
 // the same delivery once more), or with "since=<RFC 3339>" every
 // retrying, dead or skipped delivery created since then. It returns how many
 // it queued.
-func (a *Actions) Redeliver(ctx context.Context, e *Endpoint, value string) (int, error) {
+func (a *Actions) Redeliver(ctx context.Context, e *endpoints.Endpoint, value string) (int, error) {
 	if since, ok := strings.CutPrefix(value, "since="); ok {
 		t, err := time.Parse(time.RFC3339, since)
 		if err != nil {
@@ -117,14 +126,14 @@ func (a *Actions) Redeliver(ctx context.Context, e *Endpoint, value string) (int
 		n := 0
 		cursor := ""
 		for {
-			page, next, err := a.Log.List(ctx, string(e.UID), ListOptions{
-				States: []string{StateRetrying, StateDead, StateSkipped}, Since: t, Limit: 500, After: cursor,
+			page, next, err := a.Log.List(ctx, string(e.UID), deliverylog.ListOptions{
+				States: []string{datav1.StateRetrying, datav1.StateDead, datav1.StateSkipped}, Since: t, Limit: 500, After: cursor,
 			})
 			if err != nil {
 				return n, err
 			}
 			for i := range page {
-				if err := Requeue(ctx, a.JS, &page[i]); err != nil {
+				if err := fanout.Requeue(ctx, a.JS, &page[i]); err != nil {
 					return n, err
 				}
 				n++
@@ -142,7 +151,7 @@ func (a *Actions) Redeliver(ctx context.Context, e *Endpoint, value string) (int
 	if err != nil || rec.UID != string(e.UID) {
 		return 0, badRequest{fmt.Errorf("redeliver %q: no such delivery for this endpoint", value)}
 	}
-	return 1, Requeue(ctx, a.JS, rec)
+	return 1, fanout.Requeue(ctx, a.JS, rec)
 }
 
 func (a *Actions) now() time.Time {

@@ -1,4 +1,4 @@
-package receiver
+package endpointstatus
 
 import (
 	"fmt"
@@ -7,14 +7,15 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 )
 
 func attemptAt(id string, n int32, t time.Time, failed bool) (Outcome, miraapi.DeliveryAttempt) {
 	a := miraapi.DeliveryAttempt{DeliveryID: id, Attempt: n, Time: metav1.NewTime(t), Outcome: "Delivered"}
-	o := Outcome{Attempt: a, PrevState: StatePending, State: StateDelivered}
+	o := Outcome{Attempt: a, PrevState: datav1.StatePending, State: datav1.StateDelivered}
 	if failed {
-		a.Outcome, o.State, o.Failed = "Retrying", StateRetrying, true
+		a.Outcome, o.State, o.Failed = "Retrying", datav1.StateRetrying, true
 		o.Attempt = a
 	}
 	return o, a
@@ -38,7 +39,7 @@ func TestStatsDeltasMergeInAnyOrder(t *testing.T) {
 	// Later, b sees failures after its last success.
 	for i := 0; i < 3; i++ {
 		o, at := attemptAt("bf", int32(i+1), t0.Add(time.Minute+time.Duration(i)*time.Second), true)
-		o.PrevState = StateRetrying
+		o.PrevState = datav1.StateRetrying
 		b.record(o, at)
 	}
 

@@ -1,4 +1,4 @@
-package receiver
+package endpointstatus
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,49 +19,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/endpoints"
 	"github.com/mira/mira-operator/internal/statuspatch"
 )
 
-// maxPayloadInStatus bounds each recent attempt's payload in status.
-const maxPayloadInStatus = 1024
-
-// stats is one endpoint's delivery health, persisted in the stats bucket and
-// written to the endpoint's status by the StatusWriter.
-type stats struct {
-	Namespace           string                    `json:"namespace"`
-	Name                string                    `json:"name"`
-	Counts              miraapi.DeliveryCounts    `json:"counts"`
-	LastDelivery        *miraapi.DeliveryAttempt  `json:"lastDelivery,omitempty"`
-	LastSuccess         *metav1.Time              `json:"lastSuccess,omitempty"`
-	LastFailure         *metav1.Time              `json:"lastFailure,omitempty"`
-	FailingSince        *metav1.Time              `json:"failingSince,omitempty"`
-	ConsecutiveFailures int32                     `json:"consecutiveFailures"`
-	Recent              []miraapi.DeliveryAttempt `json:"recent,omitempty"`
-	Disabled            bool                      `json:"disabled,omitempty"`
-	DisabledReason      string                    `json:"disabledReason,omitempty"`
-	DisabledMessage     string                    `json:"disabledMessage,omitempty"`
-	DisabledGeneration  int64                     `json:"disabledGeneration,omitempty"`
-	// DisabledAt is when Disabled last changed; the latest change wins when
-	// replicas merge.
-	DisabledAt *metav1.Time      `json:"disabledAt,omitempty"`
-	Handled    map[string]string `json:"handled,omitempty"`
-
-	// delta is what this replica learned since it last merged into the
-	// bucket; rev is the bucket revision this view reflects.
-	delta *statsDelta
-	rev   uint64
-	// statusDirty: the status does not show this view yet.
-	statusDirty bool
-	// What the last successful flush wrote, to emit Events on transitions.
-	flushedDegraded, flushedDisabled bool
-	flushedOnce                      bool
-}
-
-func (s *stats) degraded() bool {
-	return s.ConsecutiveFailures >= miraapi.DegradedAfterFailures
-}
-
-// StatusWriter aggregates delivery outcomes per endpoint and writes them to
+// Writer aggregates delivery outcomes per endpoint and writes them to
 // the endpoint's status at most once per interval, with server-side apply
 // under the receiver's field manager.
 //
@@ -69,15 +32,18 @@ func (s *stats) degraded() bool {
 // entry of the stats bucket with a revision check, once per interval, and
 // watches the bucket so its view (Disabled, handled annotations) follows the
 // others. Only the elected replica writes status, from the merged entry.
-type StatusWriter struct {
+type Writer struct {
 	client   client.Client
 	kv       jetstream.KeyValue
 	recorder events.EventRecorder
-	registry *Registry
+	registry *endpoints.Registry
 	interval time.Duration
 	log      logr.Logger
 	now      func() time.Time
-	metrics  *Metrics
+	// patchCounter counts status writes (mira_status_patches_total).
+	patchCounter prometheus.Counter
+	// disabled holds each endpoint's disabledState, read without w.mu.
+	disabled sync.Map
 
 	mu    sync.Mutex
 	byUID map[types.UID]*stats
@@ -88,11 +54,14 @@ type StatusWriter struct {
 	elected <-chan struct{}
 }
 
+// CountPatches counts every status write on c.
+func (w *Writer) CountPatches(c prometheus.Counter) { w.patchCounter = c }
+
 // SetElected makes status writes wait for the channel to close (the
 // manager's Elected()). Stats are still merged into the bucket before that.
-func (w *StatusWriter) SetElected(ch <-chan struct{}) { w.elected = ch }
+func (w *Writer) SetElected(ch <-chan struct{}) { w.elected = ch }
 
-func (w *StatusWriter) leader() bool {
+func (w *Writer) leader() bool {
 	if w.elected == nil {
 		return true
 	}
@@ -104,23 +73,15 @@ func (w *StatusWriter) leader() bool {
 	}
 }
 
-// pending returns the delta of s, creating it. Callers hold w.mu.
-func (s *stats) pending() *statsDelta {
-	if s.delta == nil {
-		s.delta = &statsDelta{}
-	}
-	return s.delta
-}
-
-// NewStatusWriter builds a writer; Run flushes it.
-func NewStatusWriter(c client.Client, kv jetstream.KeyValue, rec events.EventRecorder, reg *Registry, interval time.Duration, log logr.Logger) *StatusWriter {
-	return &StatusWriter{client: c, kv: kv, recorder: rec, registry: reg, interval: interval, log: log, now: time.Now,
+// NewWriter builds a writer; Run flushes it.
+func NewWriter(c client.Client, kv jetstream.KeyValue, rec events.EventRecorder, reg *endpoints.Registry, interval time.Duration, log logr.Logger) *Writer {
+	return &Writer{client: c, kv: kv, recorder: rec, registry: reg, interval: interval, log: log, now: time.Now,
 		byUID: map[types.UID]*stats{}, patches: map[types.UID]int{}, kick: make(chan struct{}, 1)}
 }
 
 // load returns the stats of an endpoint, reading them from the bucket the
 // first time. Callers hold w.mu.
-func (w *StatusWriter) load(ctx context.Context, e *Endpoint) *stats {
+func (w *Writer) load(ctx context.Context, e *endpoints.Endpoint) *stats {
 	if s := w.byUID[e.UID]; s != nil {
 		return s
 	}
@@ -152,57 +113,72 @@ func (w *StatusWriter) load(ctx context.Context, e *Endpoint) *stats {
 	}
 	s.flushedDegraded, s.flushedDisabled = s.degraded(), s.Disabled
 	w.byUID[e.UID] = s
+	w.publishLocked(e.UID, s)
 	return s
 }
 
-// Disabled reports whether deliveries to the endpoint are stopped. A spec
-// change (new generation) re-enables a disabled endpoint.
-func (w *StatusWriter) Disabled(ctx context.Context, e *Endpoint) bool {
+// Disabled reports whether deliveries to the endpoint are stopped. It is a
+// read without side effects and without the writer's lock: the state is
+// published per endpoint whenever it changes. A spec change (a newer
+// generation than the one disabled) re-enables the endpoint.
+func (w *Writer) Disabled(e *endpoints.Endpoint) bool {
+	obj := e.Object()
+	if v, ok := w.disabled.Load(e.UID); ok {
+		d := v.(disabledState)
+		return d.disabled && obj.Generation <= d.generation
+	}
+	// Nothing loaded for this endpoint yet: its status is the truth.
+	c := apimeta.FindStatusCondition(obj.Status.Conditions, miraapi.DisabledCondition)
+	return c != nil && c.Status == metav1.ConditionTrue && obj.Generation <= c.ObservedGeneration
+}
+
+// disabledState is what Disabled reads.
+type disabledState struct {
+	disabled   bool
+	generation int64
+}
+
+// publishLocked makes s's Disabled state visible to Disabled. Callers hold w.mu.
+func (w *Writer) publishLocked(uid types.UID, s *stats) {
+	w.disabled.Store(uid, disabledState{disabled: s.Disabled, generation: s.DisabledGeneration})
+}
+
+// ReenableOnSpecChange records that a disabled endpoint whose spec changed
+// since is enabled again (an Event and the status follow).
+func (w *Writer) ReenableOnSpecChange(ctx context.Context, e *endpoints.Endpoint) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.load(ctx, e)
-	if s.Disabled && e.Object().Generation > s.DisabledGeneration {
-		w.enableLocked(s, e, "spec changed")
+	if s.Disabled && !s.disabledFor(e.Object().Generation) && s.enable("spec changed", w.now()) {
+		e.ResetFlowControl()
+		w.publishLocked(e.UID, s)
+		w.kickLocked()
 	}
-	return s.Disabled
 }
 
 // Enable re-enables a disabled endpoint and records the annotation handled.
-func (w *StatusWriter) Enable(ctx context.Context, e *Endpoint, annotationValue string) {
+func (w *Writer) Enable(ctx context.Context, e *endpoints.Endpoint, annotationValue string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.load(ctx, e)
 	s.Handled[miraapi.EnableAnnotation] = annotationValue
 	s.pending().setHandled(miraapi.EnableAnnotation, annotationValue)
-	w.enableLocked(s, e, "annotation "+miraapi.EnableAnnotation)
+	if s.enable("annotation "+miraapi.EnableAnnotation, w.now()) {
+		e.ResetFlowControl()
+		w.publishLocked(e.UID, s)
+	}
 	w.kickLocked()
 }
 
-func (w *StatusWriter) enableLocked(s *stats, e *Endpoint, why string) {
-	if !s.Disabled {
-		return
-	}
-	now := metav1.NewTime(w.now())
-	s.Disabled, s.DisabledReason, s.DisabledMessage = false, "", "re-enabled: "+why
-	s.ConsecutiveFailures, s.FailingSince, s.DisabledAt = 0, nil, &now
-	d := s.pending()
-	d.setDisabled(s, now)
-	d.reset(now)
-	e.mu.Lock()
-	e.breaker = newBreaker()
-	e.paused = time.Time{}
-	e.mu.Unlock()
-}
-
 // Handled returns the last handled value of an action annotation.
-func (w *StatusWriter) Handled(ctx context.Context, e *Endpoint, annotation string) string {
+func (w *Writer) Handled(ctx context.Context, e *endpoints.Endpoint, annotation string) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.load(ctx, e).Handled[annotation]
 }
 
 // SetHandled records an action annotation value as handled.
-func (w *StatusWriter) SetHandled(ctx context.Context, e *Endpoint, annotation, value string) {
+func (w *Writer) SetHandled(ctx context.Context, e *endpoints.Endpoint, annotation, value string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.load(ctx, e)
@@ -211,93 +187,22 @@ func (w *StatusWriter) SetHandled(ctx context.Context, e *Endpoint, annotation, 
 	w.kickLocked()
 }
 
-// Outcome is what the dispatcher reports after an attempt or a skip.
-type Outcome struct {
-	Attempt miraapi.DeliveryAttempt
-	// PrevState and State are the delivery's states before and after.
-	PrevState, State string
-	// Failed is true for a failed attempt (not for a skip).
-	Failed bool
-	// Gone is true when the endpoint answered 410 Gone.
-	Gone bool
-}
-
 // Record applies one outcome to the endpoint's stats.
-func (w *StatusWriter) Record(ctx context.Context, e *Endpoint, o Outcome) {
+func (w *Writer) Record(ctx context.Context, e *endpoints.Endpoint, o Outcome) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.load(ctx, e)
-	a := o.Attempt
-	if len(a.Payload) > maxPayloadInStatus {
-		a.Payload = a.Payload[:maxPayloadInStatus] + "…"
-	}
-	d := s.pending()
-	d.record(o, a)
-	addState(&s.Counts, o.PrevState, -1)
-	addState(&s.Counts, o.State, +1)
-	if o.State == StateSkipped && o.Attempt.Attempt == 0 {
-		return
-	}
-	s.LastDelivery = &a
-	s.Recent = mergeRecent(s.Recent, []miraapi.DeliveryAttempt{a})
-	t := a.Time
-	if !o.Failed {
-		s.LastSuccess = &t
-		s.ConsecutiveFailures, s.FailingSince = 0, nil
-		return
-	}
-	s.LastFailure = &t
-	s.ConsecutiveFailures++
-	if s.FailingSince == nil {
-		s.FailingSince = &t
-	}
 	obj := e.Object()
-	switch {
-	case s.Disabled:
-		return
-	case o.Gone:
-		s.Disabled, s.DisabledReason = true, miraapi.GoneReason
-		s.DisabledMessage = "the endpoint answered 410 Gone; deliveries are kept as skipped until it is re-enabled"
-		s.DisabledGeneration = obj.Generation
-	case w.now().Sub(s.FailingSince.Time) >= obj.GetDisableAfter() && s.ConsecutiveFailures >= miraapi.DegradedAfterFailures:
-		s.Disabled, s.DisabledReason = true, miraapi.ContinuousFailureReason
-		s.DisabledMessage = fmt.Sprintf("every attempt failed since %s (disableAfter %s); deliveries are kept as skipped until it is re-enabled",
-			s.FailingSince.UTC().Format(time.RFC3339), obj.GetDisableAfter())
-		s.DisabledGeneration = obj.Generation
-	default:
-		return
+	wasDisabled := s.Disabled
+	if s.recordOutcome(o, Policy{Generation: obj.Generation, DisableAfter: obj.GetDisableAfter()}, w.now()) {
+		e.ResetFlowControl()
 	}
-	now := metav1.NewTime(w.now())
-	s.DisabledAt = &now
-	d.setDisabled(s, now)
-}
-
-// addState adds d to the count of a state. Counts are not clamped here:
-// replicas' deltas must add up in any order (one replica's -1 Retrying may
-// merge before another's +1); status shows negative counts as 0.
-func addState(c *miraapi.DeliveryCounts, state string, d int64) {
-	switch state {
-	case StateDelivered:
-		c.Delivered += d
-	case StateRetrying:
-		c.Retrying += d
-	case StateDead:
-		c.Dead += d
-	case StateSkipped:
-		c.Skipped += d
+	if s.Disabled != wasDisabled {
+		w.publishLocked(e.UID, s)
 	}
 }
 
-func clampCounts(c miraapi.DeliveryCounts) miraapi.DeliveryCounts {
-	for _, p := range []*int64{&c.Delivered, &c.Retrying, &c.Dead, &c.Skipped} {
-		if *p < 0 {
-			*p = 0
-		}
-	}
-	return c
-}
-
-func (w *StatusWriter) kickLocked() {
+func (w *Writer) kickLocked() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
@@ -305,7 +210,7 @@ func (w *StatusWriter) kickLocked() {
 }
 
 // Patches returns how many status writes went to an endpoint.
-func (w *StatusWriter) Patches(uid types.UID) int {
+func (w *Writer) Patches(uid types.UID) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.patches[uid]
@@ -314,7 +219,7 @@ func (w *StatusWriter) Patches(uid types.UID) int {
 // Run flushes every interval until ctx ends, then once more. It runs on
 // every replica (merging into the bucket); only the elected one writes
 // status.
-func (w *StatusWriter) Run(ctx context.Context) error {
+func (w *Writer) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go w.watch(wctx)
@@ -342,7 +247,7 @@ func (w *StatusWriter) Run(ctx context.Context) error {
 
 // watch follows the stats bucket so this replica's view includes what the
 // others merged; the elected replica writes status for those endpoints too.
-func (w *StatusWriter) watch(ctx context.Context) {
+func (w *Writer) watch(ctx context.Context) {
 	for ctx.Err() == nil {
 		kw, err := w.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 		if err != nil {
@@ -365,7 +270,7 @@ func (w *StatusWriter) watch(ctx context.Context) {
 
 // adopt takes a newer bucket entry as this replica's view, keeping what it
 // has not merged yet.
-func (w *StatusWriter) adopt(ctx context.Context, entry jetstream.KeyValueEntry) {
+func (w *Writer) adopt(ctx context.Context, entry jetstream.KeyValueEntry) {
 	uid := types.UID(entry.Key())
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -386,12 +291,12 @@ func (w *StatusWriter) adopt(ctx context.Context, entry jetstream.KeyValueEntry)
 	if err := json.Unmarshal(entry.Value(), &cur); err != nil {
 		return
 	}
-	w.replaceViewLocked(s, &cur, entry.Revision())
+	w.replaceViewLocked(uid, s, &cur, entry.Revision())
 }
 
 // replaceViewLocked makes merged (at revision rev) plus the pending delta the
 // view of s. Callers hold w.mu.
-func (w *StatusWriter) replaceViewLocked(s *stats, merged *stats, rev uint64) {
+func (w *Writer) replaceViewLocked(uid types.UID, s *stats, merged *stats, rev uint64) {
 	d, fd, fdis, fo := s.delta, s.flushedDegraded, s.flushedDisabled, s.flushedOnce
 	*s = *merged
 	s.Recent = append([]miraapi.DeliveryAttempt(nil), merged.Recent...)
@@ -402,11 +307,12 @@ func (w *StatusWriter) replaceViewLocked(s *stats, merged *stats, rev uint64) {
 	s.apply(d)
 	s.delta, s.rev, s.statusDirty = d, rev, true
 	s.flushedDegraded, s.flushedDisabled, s.flushedOnce = fd, fdis, fo
+	w.publishLocked(uid, s)
 }
 
 // merge adds a delta to the endpoint's bucket entry with a revision check,
 // retrying on conflicts with other replicas, and returns the merged entry.
-func (w *StatusWriter) merge(ctx context.Context, uid types.UID, ns, name string, d *statsDelta) (*stats, uint64, error) {
+func (w *Writer) merge(ctx context.Context, uid types.UID, ns, name string, d *statsDelta) (*stats, uint64, error) {
 	key := string(uid)
 	for i := 0; ; i++ {
 		cur := &stats{}
@@ -446,7 +352,7 @@ func (w *StatusWriter) merge(ctx context.Context, uid types.UID, ns, name string
 
 // Flush merges every endpoint's pending delta into the bucket and, on the
 // elected replica, writes the status of every endpoint whose view changed.
-func (w *StatusWriter) Flush(ctx context.Context) {
+func (w *Writer) Flush(ctx context.Context) {
 	type mjob struct {
 		uid      types.UID
 		ns, name string
@@ -476,7 +382,7 @@ func (w *StatusWriter) Flush(ctx context.Context) {
 			return
 		}
 		if rev > s.rev {
-			w.replaceViewLocked(s, merged, rev)
+			w.replaceViewLocked(j.uid, s, merged, rev)
 		}
 		s.statusDirty = true
 	})
@@ -518,8 +424,8 @@ func (w *StatusWriter) Flush(ctx context.Context) {
 			return
 		}
 		w.patches[j.uid]++
-		if w.metrics != nil {
-			w.metrics.StatusPatches.Inc()
+		if w.patchCounter != nil {
+			w.patchCounter.Inc()
 		}
 		s.flushedDegraded, s.flushedDisabled, s.flushedOnce = j.s.degraded(), j.s.Disabled, true
 	})
@@ -541,11 +447,12 @@ func parallel(n int, f func(int)) {
 	wg.Wait()
 }
 
-func (w *StatusWriter) write(ctx context.Context, uid types.UID, s *stats) error {
+func (w *Writer) write(ctx context.Context, uid types.UID, s *stats) error {
 	e := w.registry.Get(uid)
 	if e == nil {
 		w.mu.Lock()
 		delete(w.byUID, uid)
+		w.disabled.Delete(uid)
 		w.mu.Unlock()
 		return nil
 	}
@@ -598,7 +505,7 @@ func (w *StatusWriter) write(ctx context.Context, uid types.UID, s *stats) error
 	return nil
 }
 
-func (w *StatusWriter) emitTransitions(obj *miraapi.WebhookEndpoint, s *stats) {
+func (w *Writer) emitTransitions(obj *miraapi.WebhookEndpoint, s *stats) {
 	w.mu.Lock()
 	cur := w.byUID[obj.UID]
 	var wasDegraded, wasDisabled bool

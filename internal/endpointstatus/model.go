@@ -1,12 +1,182 @@
-package receiver
+package endpointstatus
 
 import (
+	"fmt"
 	"sort"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 )
+
+// maxPayloadInStatus bounds each recent attempt's payload in status.
+const maxPayloadInStatus = 1024
+
+// stats is one endpoint's delivery health, persisted in the stats bucket and
+// written to the endpoint's status by the Writer.
+type stats struct {
+	Namespace           string                    `json:"namespace"`
+	Name                string                    `json:"name"`
+	Counts              miraapi.DeliveryCounts    `json:"counts"`
+	LastDelivery        *miraapi.DeliveryAttempt  `json:"lastDelivery,omitempty"`
+	LastSuccess         *metav1.Time              `json:"lastSuccess,omitempty"`
+	LastFailure         *metav1.Time              `json:"lastFailure,omitempty"`
+	FailingSince        *metav1.Time              `json:"failingSince,omitempty"`
+	ConsecutiveFailures int32                     `json:"consecutiveFailures"`
+	Recent              []miraapi.DeliveryAttempt `json:"recent,omitempty"`
+	Disabled            bool                      `json:"disabled,omitempty"`
+	DisabledReason      string                    `json:"disabledReason,omitempty"`
+	DisabledMessage     string                    `json:"disabledMessage,omitempty"`
+	DisabledGeneration  int64                     `json:"disabledGeneration,omitempty"`
+	// DisabledAt is when Disabled last changed; the latest change wins when
+	// replicas merge.
+	DisabledAt *metav1.Time      `json:"disabledAt,omitempty"`
+	Handled    map[string]string `json:"handled,omitempty"`
+
+	// delta is what this replica learned since it last merged into the
+	// bucket; rev is the bucket revision this view reflects.
+	delta *statsDelta
+	rev   uint64
+	// statusDirty: the status does not show this view yet.
+	statusDirty bool
+	// What the last successful flush wrote, to emit Events on transitions.
+	flushedDegraded, flushedDisabled bool
+	flushedOnce                      bool
+}
+
+func (s *stats) degraded() bool {
+	return s.ConsecutiveFailures >= miraapi.DegradedAfterFailures
+}
+
+// pending returns the delta of s, creating it. Callers hold w.mu.
+func (s *stats) pending() *statsDelta {
+	if s.delta == nil {
+		s.delta = &statsDelta{}
+	}
+	return s.delta
+}
+
+// Outcome is what the dispatcher reports after an attempt or a skip.
+type Outcome struct {
+	// Attempt is zero for an outcome without an attempt (a skip, a delivery
+	// that ended or waits before any attempt): it only moves the counts.
+	Attempt miraapi.DeliveryAttempt
+	// PrevState and State are the delivery's states before and after.
+	PrevState, State string
+	// Failed is true for a failed attempt.
+	Failed bool
+	// Gone is true when the endpoint answered 410 Gone.
+	Gone bool
+}
+
+// Policy is what of an endpoint's spec the stats model needs.
+type Policy struct {
+	// Generation of the endpoint now.
+	Generation int64
+	// DisableAfter is how long continuous failure lasts before disabling.
+	DisableAfter time.Duration
+}
+
+// disabledFor reports whether the stats hold the endpoint disabled at
+// generation gen: a spec change (a newer generation) re-enables it.
+func (s *stats) disabledFor(gen int64) bool {
+	return s.Disabled && gen <= s.DisabledGeneration
+}
+
+// enable clears Disabled at now (a re-enable), noting it in the delta.
+// It reports whether anything changed.
+func (s *stats) enable(why string, now time.Time) bool {
+	if !s.Disabled {
+		return false
+	}
+	t := metav1.NewTime(now)
+	s.Disabled, s.DisabledReason, s.DisabledMessage = false, "", "re-enabled: "+why
+	s.ConsecutiveFailures, s.FailingSince, s.DisabledAt = 0, nil, &t
+	d := s.pending()
+	d.setDisabled(s, t)
+	d.reset(t)
+	return true
+}
+
+// recordOutcome applies one outcome to the view s and its pending delta:
+// counts, recent attempts, the failure streak and the disable decision (a
+// 410 Gone, or disableAfter of continuous failure). It is pure: data in,
+// state out. It reports whether the endpoint was re-enabled (its spec
+// changed since it was disabled) before the outcome applied.
+func (s *stats) recordOutcome(o Outcome, p Policy, now time.Time) (reenabled bool) {
+	if s.Disabled && !s.disabledFor(p.Generation) {
+		reenabled = s.enable("spec changed", now)
+	}
+	a := o.Attempt
+	if len(a.Payload) > maxPayloadInStatus {
+		a.Payload = a.Payload[:maxPayloadInStatus] + "…"
+	}
+	d := s.pending()
+	d.record(o, a)
+	addState(&s.Counts, o.PrevState, -1)
+	addState(&s.Counts, o.State, +1)
+	if o.Attempt.Attempt == 0 {
+		return reenabled
+	}
+	s.LastDelivery = &a
+	s.Recent = mergeRecent(s.Recent, []miraapi.DeliveryAttempt{a})
+	t := a.Time
+	if !o.Failed {
+		s.LastSuccess = &t
+		s.ConsecutiveFailures, s.FailingSince = 0, nil
+		return reenabled
+	}
+	s.LastFailure = &t
+	s.ConsecutiveFailures++
+	if s.FailingSince == nil {
+		s.FailingSince = &t
+	}
+	switch {
+	case s.Disabled:
+		return reenabled
+	case o.Gone:
+		s.Disabled, s.DisabledReason = true, miraapi.GoneReason
+		s.DisabledMessage = "the endpoint answered 410 Gone; deliveries are kept as skipped until it is re-enabled"
+	case now.Sub(s.FailingSince.Time) >= p.DisableAfter && s.ConsecutiveFailures >= miraapi.DegradedAfterFailures:
+		s.Disabled, s.DisabledReason = true, miraapi.ContinuousFailureReason
+		s.DisabledMessage = fmt.Sprintf("every attempt failed since %s (disableAfter %s); deliveries are kept as skipped until it is re-enabled",
+			s.FailingSince.UTC().Format(time.RFC3339), p.DisableAfter)
+	default:
+		return reenabled
+	}
+	s.DisabledGeneration = p.Generation
+	at := metav1.NewTime(now)
+	s.DisabledAt = &at
+	d.setDisabled(s, at)
+	return reenabled
+}
+
+// addState adds d to the count of a state. Counts are not clamped here:
+// replicas' deltas must add up in any order (one replica's -1 Retrying may
+// merge before another's +1); status shows negative counts as 0.
+func addState(c *miraapi.DeliveryCounts, state string, d int64) {
+	switch state {
+	case datav1.StateDelivered:
+		c.Delivered += d
+	case datav1.StateRetrying:
+		c.Retrying += d
+	case datav1.StateDead:
+		c.Dead += d
+	case datav1.StateSkipped:
+		c.Skipped += d
+	}
+}
+
+func clampCounts(c miraapi.DeliveryCounts) miraapi.DeliveryCounts {
+	for _, p := range []*int64{&c.Delivered, &c.Retrying, &c.Dead, &c.Skipped} {
+		if *p < 0 {
+			*p = 0
+		}
+	}
+	return c
+}
 
 // maxRecent bounds the recent attempts kept per endpoint.
 const maxRecent = 10
@@ -94,7 +264,7 @@ func mergeRecent(a, b []miraapi.DeliveryAttempt) []miraapi.DeliveryAttempt {
 func (d *statsDelta) record(o Outcome, a miraapi.DeliveryAttempt) {
 	addState(&d.Counts, o.PrevState, -1)
 	addState(&d.Counts, o.State, +1)
-	if o.State == StateSkipped && o.Attempt.Attempt == 0 {
+	if o.Attempt.Attempt == 0 {
 		return
 	}
 	d.Recent = mergeRecent(d.Recent, []miraapi.DeliveryAttempt{a})

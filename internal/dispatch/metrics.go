@@ -1,21 +1,16 @@
-package receiver
+package dispatch
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics are the receiver's Prometheus metrics. Label values are bounded:
-// endpoints are "namespace/name" of existing objects, events are the known
+// Metrics are the dispatcher's Prometheus metrics. Label values are bounded:
+// endpoints are "namespace/name" of existing objects, events the known
 // types, outcomes a fixed set.
 type Metrics struct {
 	Deliveries     *prometheus.CounterVec
 	AttemptSeconds *prometheus.HistogramVec
 	Retries        *prometheus.CounterVec
 	InFlight       prometheus.Gauge
-	QueueDepth     *prometheus.GaugeVec
 	CircuitOpen    *prometheus.GaugeVec
-	EventsIn       *prometheus.CounterVec
-	StatusPatches  prometheus.Counter
 }
 
 // NewMetrics creates and registers the metrics on reg (nil: unregistered).
@@ -34,21 +29,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mira_deliveries_in_flight", Help: "HTTP delivery attempts in progress.",
 		}),
-		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "mira_queue_depth", Help: "Messages waiting in each JetStream consumer (pending + waiting for ack).",
-		}, []string{"consumer"}),
 		CircuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mira_endpoint_circuit_open", Help: "1 while an endpoint's circuit breaker holds deliveries back.",
 		}, []string{"endpoint"}),
-		EventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mira_events_total", Help: "Events accepted for fan-out, by type.",
-		}, []string{"event"}),
-		StatusPatches: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mira_status_patches_total", Help: "WebhookEndpoint status writes by the receiver.",
-		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Deliveries, m.AttemptSeconds, m.Retries, m.InFlight, m.QueueDepth, m.CircuitOpen, m.EventsIn, m.StatusPatches)
+		reg.MustRegister(m.Deliveries, m.AttemptSeconds, m.Retries, m.InFlight, m.CircuitOpen)
 	}
 	return m
 }

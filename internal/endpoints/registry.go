@@ -1,10 +1,13 @@
-package receiver
+// Package endpoints is the data plane's view of WebhookEndpoints: a registry
+// kept current by an informer, with each endpoint's signing secrets, HTTP
+// sender, circuit breaker and rate limit, so a change applies to the next
+// delivery without a restart.
+package endpoints
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +31,8 @@ type Registry struct {
 	// grace is how long a replaced signing secret keeps signing.
 	grace time.Duration
 	now   func() time.Time
+	// maxResponseBytes bounds the response excerpt of every sender.
+	maxResponseBytes int64
 
 	mu    sync.RWMutex
 	byUID map[types.UID]*Endpoint
@@ -41,105 +46,6 @@ type Registry struct {
 // HasSynced reports whether the informer's initial list reached the registry.
 func (r *Registry) HasSynced() bool {
 	return r.synced != nil && r.synced()
-}
-
-// Endpoint is the delivery-side state of one WebhookEndpoint.
-type Endpoint struct {
-	UID types.UID
-
-	mu  sync.Mutex
-	obj *miraapi.WebhookEndpoint
-	// Signing material, recomputed when the Secret's resourceVersion changes.
-	secretRV   string
-	current    string
-	previous   string
-	previousAt time.Time
-	// TLS sender, rebuilt when the TLS Secrets change.
-	tlsRV     string
-	tlsSender *delivery.Sender
-
-	breaker *delivery.Breaker
-	limiter *Limiter
-	// paused holds fetching back until this time (see Dispatcher.holdBack).
-	paused time.Time
-}
-
-// Limits returns the endpoint's concurrency and rate limiter.
-func (e *Endpoint) Limits() *Limiter {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.limiter
-}
-
-// pauseFor stops fetching for this endpoint until now+d (the later of
-// the current pause and this one).
-func (e *Endpoint) pauseFor(now time.Time, d time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if until := now.Add(d); until.After(e.paused) {
-		e.paused = until
-	}
-}
-
-func (e *Endpoint) pausedUntil() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.paused
-}
-
-// CircuitBreaker returns the endpoint's breaker.
-func (e *Endpoint) CircuitBreaker() *delivery.Breaker {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.breaker
-}
-
-// Limiter combines an endpoint's concurrency and rate limits.
-type Limiter struct {
-	conc *delivery.Concurrency
-	rate *delivery.RateLimit
-}
-
-func newLimiter(concurrency, perSecond int) *Limiter {
-	c, err := delivery.NewConcurrency(concurrency)
-	if err != nil {
-		c, _ = delivery.NewConcurrency(0)
-	}
-	l := &Limiter{conc: c}
-	if perSecond > 0 {
-		l.rate, _ = delivery.NewRateLimit(float64(perSecond), perSecond, nil)
-	}
-	return l
-}
-
-// TryAcquire takes a concurrency slot without blocking.
-func (l *Limiter) TryAcquire() bool { return l.conc.TryAcquire() }
-
-// Release returns a slot.
-func (l *Limiter) Release() { l.conc.Release() }
-
-// Wait takes a rate token, or returns how long until one is available.
-func (l *Limiter) Wait() time.Duration {
-	ok, wait := l.rate.Take()
-	if ok {
-		return 0
-	}
-	return wait
-}
-
-func newBreaker() *delivery.Breaker {
-	b, err := delivery.NewBreaker(delivery.BreakerOptions{})
-	if err != nil {
-		panic(err) // the defaults are valid
-	}
-	return b
-}
-
-// Object returns the latest snapshot of the WebhookEndpoint; do not modify it.
-func (e *Endpoint) Object() *miraapi.WebhookEndpoint {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.obj
 }
 
 // maxIdlePerHost matches the largest maxConcurrency an endpoint may set.
@@ -175,7 +81,7 @@ func NewRegistry(o RegistryOptions) (*Registry, error) {
 		return nil, err
 	}
 	return &Registry{
-		reader: o.Reader, guard: o.Guard, grace: o.RotationGrace, now: o.Now,
+		reader: o.Reader, guard: o.Guard, grace: o.RotationGrace, now: o.Now, maxResponseBytes: o.MaxResponseBytes,
 		byUID: map[types.UID]*Endpoint{}, byKey: map[types.NamespacedName]types.UID{},
 		urlSender: urlSender, serviceSender: svcSender,
 	}, nil
@@ -220,7 +126,7 @@ func (r *Registry) Observe(w *miraapi.WebhookEndpoint) *Endpoint {
 	defer r.mu.Unlock()
 	e := r.byUID[w.UID]
 	if e == nil {
-		e = &Endpoint{UID: w.UID, breaker: newBreaker(), limiter: newLimiter(w.GetMaxConcurrency(), w.GetRateLimit())}
+		e = newEndpoint(w)
 		r.byUID[w.UID] = e
 	}
 	r.byKey[types.NamespacedName{Namespace: w.Namespace, Name: w.Name}] = w.UID
@@ -229,8 +135,8 @@ func (r *Registry) Observe(w *miraapi.WebhookEndpoint) *Endpoint {
 	if e.obj != nil && olderThan(w.ResourceVersion, e.obj.ResourceVersion) {
 		return e
 	}
-	if e.obj == nil || e.obj.GetMaxConcurrency() != w.GetMaxConcurrency() || e.obj.GetRateLimit() != w.GetRateLimit() {
-		e.limiter = newLimiter(w.GetMaxConcurrency(), w.GetRateLimit())
+	if e.obj != nil && e.obj.GetRateLimit() != w.GetRateLimit() {
+		e.rate = newRateLimit(w.GetRateLimit())
 	}
 	e.obj = w
 	return e
@@ -281,13 +187,6 @@ func (r *Registry) All() []*Endpoint {
 		out = append(out, e)
 	}
 	return out
-}
-
-// Configured reports whether the controller found the endpoint's
-// configuration valid for its current generation (Ready, or not Ready only
-// because it is suspended or disabled).
-func Configured(w *miraapi.WebhookEndpoint) bool {
-	return w.ConfigurationAccepted() && w.Status.TargetURL != ""
 }
 
 // SigningSecrets returns the current secret and the previous one while it is
@@ -367,21 +266,10 @@ func (r *Registry) Sender(ctx context.Context, e *Endpoint) (*delivery.Sender, e
 	if w.Spec.Service == nil {
 		guard = r.guard
 	}
-	s, err := delivery.NewSender(delivery.SenderOptions{Guard: guard, TLS: cfg, MaxIdleConnsPerHost: maxIdlePerHost})
+	s, err := delivery.NewSender(delivery.SenderOptions{Guard: guard, TLS: cfg, MaxResponseBytes: r.maxResponseBytes, MaxIdleConnsPerHost: maxIdlePerHost})
 	if err != nil {
 		return nil, err
 	}
 	e.tlsSender, e.tlsRV = s, rv
 	return s, nil
-}
-
-// Target returns the URL to POST to.
-func Target(w *miraapi.WebhookEndpoint) (string, error) {
-	if w.Status.TargetURL == "" {
-		return "", errors.New("endpoint has no resolved target yet")
-	}
-	if _, err := url.Parse(w.Status.TargetURL); err != nil {
-		return "", fmt.Errorf("target URL: %w", err)
-	}
-	return w.Status.TargetURL, nil
 }

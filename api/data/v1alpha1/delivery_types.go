@@ -1,0 +1,80 @@
+package v1alpha1
+
+import "time"
+
+// Delivery states, as stored in the delivery log, served by the API and
+// counted in WebhookEndpoint status.
+const (
+	// StatePending: queued, not attempted yet, or waiting for its endpoint
+	// to become deliverable (Reason says why).
+	StatePending = "Pending"
+	// StateDelivered: the endpoint answered 2xx.
+	StateDelivered = "Delivered"
+	// StateRetrying: an attempt failed; another one is scheduled (NextRetry).
+	StateRetrying = "Retrying"
+	// StateDead: no further attempt will be made (Reason says why).
+	StateDead = "Dead"
+	// StateSkipped: not attempted because the endpoint is suspended or
+	// disabled; it can be redelivered.
+	StateSkipped = "Skipped"
+)
+
+// OutcomeBlocked is the outcome of an attempt the outbound guard refused.
+const OutcomeBlocked = "Blocked"
+
+// MaxLoggedAttempts bounds the attempts kept in one Delivery.
+const MaxLoggedAttempts = 50
+
+// Delivery is the durable log of one (event, endpoint) delivery: every
+// attempt with its request and response. The receiver stores it in the
+// delivery-log bucket under "<endpoint uid>.<creation ms>.<delivery id>".
+type Delivery struct {
+	ID        string    `json:"id"`
+	EventID   string    `json:"event_id"`
+	EventType string    `json:"event"`
+	Namespace string    `json:"namespace"`
+	Endpoint  string    `json:"endpoint"`
+	UID       string    `json:"endpoint_uid"`
+	URL       string    `json:"url,omitempty"`
+	State     string    `json:"state"`
+	Round     int       `json:"round,omitempty"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
+	// FirstAttempt of the current round, for the max retry duration.
+	FirstAttempt *time.Time `json:"first_attempt,omitempty"`
+	NextRetry    *time.Time `json:"next_retry,omitempty"`
+	Body         string     `json:"body"`
+	// AttemptCount counts attempts in the current round.
+	AttemptCount int `json:"attempt_count"`
+	// Attempts, oldest first; at most MaxLoggedAttempts are kept.
+	Attempts []Attempt `json:"attempts"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// Final reports whether the delivery ended (nothing more happens to it
+// unless it is redelivered).
+func (d *Delivery) Final() bool {
+	return d.State == StateDelivered || d.State == StateDead || d.State == StateSkipped
+}
+
+// Attempt is one HTTP attempt of a delivery.
+type Attempt struct {
+	Number          int               `json:"attempt"`
+	Round           int               `json:"round,omitempty"`
+	Time            time.Time         `json:"time"`
+	DurationMillis  int64             `json:"duration_ms"`
+	URL             string            `json:"url"`
+	RequestHeaders  map[string]string `json:"request_headers"`
+	StatusCode      int               `json:"status_code,omitempty"`
+	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
+	ResponseBody    string            `json:"response_body,omitempty"`
+	Error           string            `json:"error,omitempty"`
+	Outcome         string            `json:"outcome"`
+	NextRetry       *time.Time        `json:"next_retry,omitempty"`
+}
+
+// DeliveryPage is one page of an endpoint's deliveries, newest first.
+type DeliveryPage struct {
+	Items      []Delivery `json:"items"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}

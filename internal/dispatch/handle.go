@@ -1,0 +1,282 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/delivery"
+	"github.com/mira/mira-operator/internal/deliverylog"
+	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/endpointstatus"
+	"github.com/mira/mira-operator/internal/fanout"
+	"github.com/mira/mira-operator/internal/queue"
+)
+
+// handle processes one delivery message: Admit, then the attempt and Judge.
+func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
+	var m fanout.Message
+	if err := json.Unmarshal(msg.Data(), &m); err != nil || m.ID == "" {
+		d.Logger.Error(err, "drop malformed delivery message")
+		_ = msg.Term()
+		return
+	}
+	rec, rev, err := d.loadRecord(ctx, &m)
+	if err != nil {
+		d.Logger.Error(err, "read delivery record", "delivery", m.ID)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	e := d.Registry.Get(types.UID(m.EndpointUID))
+	g := Gate{MsgRound: m.Round, RecRound: rec.Round, RecState: rec.State, NextRetry: rec.NextRetry,
+		Created: m.Created, Now: d.Now(), Redelivered: 1, EndpointGone: e == nil}
+	if md, err := msg.Metadata(); err == nil {
+		g.Redelivered = md.NumDelivered
+	}
+	var secret string
+	var previous []string
+	var sender *delivery.Sender
+	var target string
+	if e != nil {
+		obj := e.Object()
+		g.Suspended, g.Disabled, g.MaxRetryDuration = obj.Spec.Suspend, d.Status.Disabled(e), obj.GetMaxRetryDuration()
+		if ok, why := endpoints.Deliverable(obj); !ok {
+			g.Undeliverable = why
+		} else if secret, previous, err = d.Registry.SigningSecrets(ctx, e); err != nil {
+			g.Undeliverable = err.Error()
+		} else if sender, err = d.Registry.Sender(ctx, e); err != nil {
+			g.Undeliverable = err.Error()
+		} else if target, err = endpoints.Target(obj); err != nil {
+			g.Undeliverable = err.Error()
+		}
+	}
+	step := Admit(g)
+	if rec.Round < m.Round && step.Action != Ack {
+		// A redelivery starts a new round; the state stays until it changes
+		// so that the status counts move from the old state.
+		rec.Round, rec.AttemptCount, rec.FirstAttempt, rec.NextRetry, rec.Reason = m.Round, 0, nil, nil, ""
+	}
+	prevState := rec.State
+	switch step.Action {
+	case Ack:
+		_ = msg.Ack()
+		return
+	case Wait:
+		_ = msg.NakWithDelay(step.Delay)
+		return
+	case Hold:
+		d.hold(ctx, e, msg, rec, rev, step)
+		return
+	case End:
+		rec.State, rec.Reason = step.State, step.Reason
+		d.finish(ctx, msg, e, rec, rev, prevState, nil, 0, false)
+		return
+	}
+
+	// Flow control; neither counts as an attempt. The breaker comes last:
+	// once it allows a (probe) attempt, that attempt must report back.
+	if wait := e.RateWait(); wait > 0 {
+		d.holdBack(e, msg, wait)
+		return
+	}
+	obj := e.Object()
+	key := obj.Namespace + "/" + obj.Name
+	breaker := e.CircuitBreaker()
+	if ok, retryIn := breaker.Allow(); !ok {
+		d.Metrics.CircuitOpen.WithLabelValues(key).Set(1)
+		d.holdBack(e, msg, retryIn+time.Duration(d.Rand()*float64(time.Second)))
+		return
+	}
+
+	now := d.Now()
+	req, err := delivery.NewRequest(ctx, target, delivery.Message{
+		ID: m.ID, EventType: m.EventType, Body: m.Body, Secret: secret, PreviousSecrets: previous,
+	}, now)
+	if err != nil {
+		breaker.Release()
+		rec.State, rec.Reason = datav1.StateDead, "cannot build request: "+err.Error()
+		d.finish(ctx, msg, e, rec, rev, prevState, nil, 0, false)
+		return
+	}
+	d.Metrics.InFlight.Inc()
+	stopBeat := d.heartbeat(msg)
+	res := sender.Send(ctx, req, obj.GetTimeout())
+	stopBeat()
+	d.Metrics.InFlight.Dec()
+	if ctx.Err() != nil {
+		// Shutting down: this attempt does not count, the message stays queued.
+		breaker.Release()
+		_ = msg.Nak()
+		return
+	}
+
+	if rec.FirstAttempt == nil {
+		rec.FirstAttempt = &now
+	}
+	rec.AttemptCount++
+	rec.URL = target
+	v := Judge(res, policyFor(obj), rec.AttemptCount, *rec.FirstAttempt, now, d.Rand)
+	report(breaker, v.Breaker)
+	if breaker.State() != delivery.StateOpen {
+		d.Metrics.CircuitOpen.WithLabelValues(key).Set(0)
+	}
+	a := datav1.Attempt{
+		Number: rec.AttemptCount, Round: rec.Round, Time: now, DurationMillis: res.Duration.Milliseconds(), URL: target,
+		RequestHeaders: flatten(req.Header), StatusCode: res.StatusCode, ResponseHeaders: flatten(res.Header),
+		ResponseBody: res.BodyExcerpt, Error: v.Error, Outcome: v.Outcome,
+	}
+	if res.Err != nil {
+		a.Error = res.Err.Error()
+	}
+	rec.State, rec.Reason, rec.NextRetry = v.State, v.Reason, nil
+	if v.State == datav1.StateRetrying {
+		next := now.Add(v.RetryIn)
+		rec.NextRetry, a.NextRetry = &next, &next
+		d.Metrics.Retries.WithLabelValues(key).Inc()
+	}
+	d.Metrics.AttemptSeconds.WithLabelValues(key).Observe(res.Duration.Seconds())
+	d.finish(ctx, msg, e, rec, rev, prevState, &a, v.RetryIn, v.Disable)
+}
+
+// hold leaves a delivery whose endpoint cannot be delivered to yet in the
+// queue. A delivery not attempted yet shows state Pending with the reason,
+// written when the reason changes.
+func (d *Dispatcher) hold(ctx context.Context, e *endpoints.Endpoint, msg jetstream.Msg, rec *datav1.Delivery, rev uint64, step Step) {
+	if step.State == datav1.StatePending && (rec.State != datav1.StatePending || rec.Reason != step.Reason || rev == 0) {
+		prev := rec.State
+		rec.State, rec.Reason, rec.Updated = datav1.StatePending, step.Reason, d.Now()
+		if _, err := d.Log.Update(ctx, rec, rev); err != nil {
+			if !errors.Is(err, deliverylog.ErrConflict) {
+				d.Logger.Error(err, "store delivery record", "delivery", rec.ID)
+			}
+		} else if prev != datav1.StatePending {
+			d.Status.Record(ctx, e, endpointstatus.Outcome{PrevState: prev, State: datav1.StatePending})
+		}
+	}
+	d.holdBack(e, msg, step.Delay)
+}
+
+// heartbeat tells JetStream the message is still being worked on while an
+// attempt runs longer than a third of the ack wait, so it is not redelivered
+// meanwhile; a crashed receiver stops beating and the message comes back
+// after one ack wait.
+func (d *Dispatcher) heartbeat(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(queue.DefaultAckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// holdBack returns a message whose endpoint cannot take it now (circuit
+// open, rate limit, not deliverable yet) and pauses that endpoint's
+// fetching for the same time, so its backlog is not pulled and sent back in
+// a loop.
+func (d *Dispatcher) holdBack(e *endpoints.Endpoint, msg jetstream.Msg, delay time.Duration) {
+	_ = msg.NakWithDelay(delay)
+	if e != nil {
+		e.PauseFor(d.Now(), delay)
+	}
+}
+
+// finish stores the record, reports the outcome and settles the message:
+// ack when the delivery ended, a delayed redelivery when it retries.
+func (d *Dispatcher) finish(ctx context.Context, msg jetstream.Msg, e *endpoints.Endpoint, rec *datav1.Delivery, rev uint64,
+	prevState string, a *datav1.Attempt, retryIn time.Duration, gone bool) {
+	rec.Updated = d.Now()
+	if a != nil {
+		rec.Attempts = append(rec.Attempts, *a)
+		if len(rec.Attempts) > datav1.MaxLoggedAttempts {
+			rec.Attempts = rec.Attempts[len(rec.Attempts)-datav1.MaxLoggedAttempts:]
+		}
+	}
+	if _, err := d.Log.Update(ctx, rec, rev); err != nil {
+		// Not recorded, not settled: the message comes back and the attempt
+		// is made again (at-least-once).
+		d.Logger.Error(err, "store delivery record", "delivery", rec.ID)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if e != nil {
+		o := endpointstatus.Outcome{PrevState: prevState, State: rec.State, Gone: gone}
+		if a != nil {
+			o.Failed = rec.State != datav1.StateDelivered
+			o.Attempt = miraapi.DeliveryAttempt{
+				DeliveryID: rec.ID, Event: rec.EventType, Attempt: int32(a.Number), Time: metav1.NewTime(a.Time),
+				StatusCode: int32(a.StatusCode), DurationMilliseconds: a.DurationMillis, Outcome: a.Outcome,
+				Error: truncate(a.Error, 500), Payload: rec.Body,
+			}
+		}
+		d.Status.Record(ctx, e, o)
+		obj := e.Object()
+		outcome := rec.State
+		if a != nil && a.Outcome == datav1.OutcomeBlocked {
+			outcome = a.Outcome
+		}
+		d.Metrics.Deliveries.WithLabelValues(obj.Namespace+"/"+obj.Name, rec.EventType, strings.ToLower(outcome)).Inc()
+	}
+	if rec.State == datav1.StateRetrying {
+		_ = msg.NakWithDelay(retryIn)
+		return
+	}
+	_ = msg.Ack()
+}
+
+// loadRecord reads the delivery's record (the fan-out created it), or
+// starts one when it is missing (a message queued before records were
+// created at fan-out, or one whose record expired).
+func (d *Dispatcher) loadRecord(ctx context.Context, m *fanout.Message) (*datav1.Delivery, uint64, error) {
+	rec, rev, err := d.Log.Get(ctx, m.EndpointUID, m.Created, m.ID)
+	if errors.Is(err, deliverylog.ErrNotFound) {
+		return m.NewRecord(), 0, nil
+	}
+	return rec, rev, err
+}
+
+func policyFor(obj *miraapi.WebhookEndpoint) delivery.Policy {
+	return delivery.Policy{
+		Timeout:          obj.GetTimeout(),
+		MaxAttempts:      obj.GetMaxAttempts(),
+		MaxRetryDuration: obj.GetMaxRetryDuration(),
+		BackoffInitial:   obj.GetBackoffInitial(),
+		BackoffMax:       obj.GetBackoffMax(),
+		Jitter:           obj.GetJitter(),
+	}
+}
+
+// flatten turns headers into a map for the log, one value per name.
+func flatten(h http.Header) map[string]string {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		out[k] = truncate(strings.Join(v, ", "), 1024)
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

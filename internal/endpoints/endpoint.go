@@ -1,0 +1,152 @@
+package endpoints
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/delivery"
+)
+
+// Endpoint is the delivery-side state of one WebhookEndpoint: its latest
+// object, signing material, TLS sender and flow control.
+type Endpoint struct {
+	UID types.UID
+
+	mu  sync.Mutex
+	obj *miraapi.WebhookEndpoint
+	// Signing material, recomputed when the Secret's resourceVersion changes.
+	secretRV   string
+	current    string
+	previous   string
+	previousAt time.Time
+	// TLS sender, rebuilt when the TLS Secrets change.
+	tlsRV     string
+	tlsSender *delivery.Sender
+
+	breaker *delivery.Breaker
+	rate    *delivery.RateLimit
+	// paused holds fetching back until this time (see PauseFor).
+	paused time.Time
+}
+
+func newEndpoint(w *miraapi.WebhookEndpoint) *Endpoint {
+	return &Endpoint{UID: w.UID, breaker: newBreaker(), rate: newRateLimit(w.GetRateLimit())}
+}
+
+// Object returns the latest snapshot of the WebhookEndpoint; do not modify it.
+func (e *Endpoint) Object() *miraapi.WebhookEndpoint {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.obj
+}
+
+// RateWait takes a token of the endpoint's rate limit, or returns how long
+// until one is available (0: go ahead).
+func (e *Endpoint) RateWait() time.Duration {
+	e.mu.Lock()
+	r := e.rate
+	e.mu.Unlock()
+	ok, wait := r.Take()
+	if ok {
+		return 0
+	}
+	return wait
+}
+
+// CircuitBreaker returns the endpoint's breaker.
+func (e *Endpoint) CircuitBreaker() *delivery.Breaker {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.breaker
+}
+
+// PauseFor stops fetching for this endpoint until now+d (the later of the
+// current pause and this one).
+func (e *Endpoint) PauseFor(now time.Time, d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if until := now.Add(d); until.After(e.paused) {
+		e.paused = until
+	}
+}
+
+// PausedUntil is when fetching for this endpoint may resume.
+func (e *Endpoint) PausedUntil() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.paused
+}
+
+// ResetFlowControl closes the breaker and ends any pause (a re-enabled
+// endpoint starts afresh).
+func (e *Endpoint) ResetFlowControl() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.breaker = newBreaker()
+	e.paused = time.Time{}
+}
+
+func newBreaker() *delivery.Breaker {
+	b, err := delivery.NewBreaker(delivery.BreakerOptions{})
+	if err != nil {
+		panic(err) // the defaults are valid
+	}
+	return b
+}
+
+// newRateLimit returns the endpoint's rate limit, nil (unlimited) for 0.
+func newRateLimit(perSecond int) *delivery.RateLimit {
+	if perSecond <= 0 {
+		return nil
+	}
+	r, _ := delivery.NewRateLimit(float64(perSecond), perSecond, nil)
+	return r
+}
+
+// Deliverable reports whether deliveries to the endpoint can go out now as
+// far as its configuration goes: the controller found its current
+// generation valid (Ready, or not Ready only because it is suspended or
+// disabled) and
+// resolved its target. When not, reason says what is missing; deliveries
+// then wait in the queue.
+func Deliverable(w *miraapi.WebhookEndpoint) (ok bool, reason string) {
+	c := apimeta.FindStatusCondition(w.Status.Conditions, miraapi.ReadyCondition)
+	switch {
+	case c == nil:
+		return false, "the WebhookEndpoint is not reconciled yet"
+	case c.ObservedGeneration != w.Generation:
+		return false, fmt.Sprintf("generation %d of the WebhookEndpoint is not reconciled yet", w.Generation)
+	case c.Status != metav1.ConditionTrue && c.Reason != miraapi.SuspendedReason && c.Reason != miraapi.DisabledReason:
+		// Suspended and Disabled are not about configuration: the dispatcher
+		// records those deliveries as skipped.
+		return false, fmt.Sprintf("the WebhookEndpoint is not Ready (%s: %s)", c.Reason, c.Message)
+	case w.Status.TargetURL == "":
+		return false, "the WebhookEndpoint has no resolved target yet"
+	}
+	return true, ""
+}
+
+// Configured reports whether Deliverable is true.
+func Configured(w *miraapi.WebhookEndpoint) bool {
+	ok, _ := Deliverable(w)
+	return ok
+}
+
+// Target returns the URL to POST to.
+func Target(w *miraapi.WebhookEndpoint) (string, error) {
+	if w.Status.TargetURL == "" {
+		return "", errors.New("endpoint has no resolved target yet")
+	}
+	if _, err := url.Parse(w.Status.TargetURL); err != nil {
+		return "", fmt.Errorf("target URL: %w", err)
+	}
+	return w.Status.TargetURL, nil
+}

@@ -1,0 +1,150 @@
+// Package fanout turns each stored event into one delivery per subscribed
+// WebhookEndpoint: a pending record in the delivery log and a message in the
+// deliveries stream. It never judges whether an endpoint can be delivered
+// to: every (event, subscribed endpoint) pair gets a delivery, and the
+// dispatcher holds it until the endpoint is deliverable (or skips it while
+// the endpoint is suspended or disabled).
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
+	"github.com/mira/mira-operator/internal/delivery"
+	"github.com/mira/mira-operator/internal/deliverylog"
+	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/events"
+	"github.com/mira/mira-operator/internal/queue"
+)
+
+// Fanout consumes the events stream.
+type Fanout struct {
+	JS       jetstream.JetStream
+	Consumer jetstream.Consumer
+	Registry *endpoints.Registry
+	Log      *deliverylog.Store
+	// EventsIn counts events by type (mira_events_total); optional.
+	EventsIn *prometheus.CounterVec
+	Logger   logr.Logger
+	Workers  int
+}
+
+// Run fans out until ctx ends.
+func (f *Fanout) Run(ctx context.Context) error {
+	return queue.Consume(ctx, f.Consumer, f.Workers, f.Logger, func(ctx context.Context, msg jetstream.Msg) {
+		// Finish queuing an event's deliveries even while shutting down.
+		if err := f.handle(context.WithoutCancel(ctx), msg); err != nil {
+			f.Logger.Error(err, "fan out event; retrying")
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		_ = msg.Ack()
+	})
+}
+
+// Targets returns the endpoints an event goes to: the one named by Only
+// (test events), else every endpoint subscribed to its type, whatever its
+// Ready state.
+func Targets(ev events.Event, all []*endpoints.Endpoint) []*endpoints.Endpoint {
+	var out []*endpoints.Endpoint
+	for _, e := range all {
+		if ev.Only != "" {
+			if string(e.UID) == ev.Only {
+				out = append(out, e)
+			}
+			continue
+		}
+		if e.Object().Subscribes(ev.Type) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
+	var ev events.Event
+	if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.ID == "" {
+		f.Logger.Error(err, "drop malformed event message")
+		_ = msg.Term()
+		return nil
+	}
+	body, err := delivery.BuildBody(ev.Type, ev.Data, ev.Time)
+	if err != nil {
+		f.Logger.Error(err, "drop event whose body cannot be built", "event", ev.ID)
+		_ = msg.Term()
+		return nil
+	}
+	if f.EventsIn != nil {
+		f.EventsIn.WithLabelValues(ev.Type).Inc()
+	}
+	return f.fanOut(ctx, ev, body)
+}
+
+// fanOut records and queues the deliveries of one event whose body is built.
+func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error {
+	var futures []jetstream.PubAckFuture
+	for _, e := range Targets(ev, f.Registry.All()) {
+		obj := e.Object()
+		m := Message{
+			ID: DeliveryID(ev.ID, string(e.UID)), EventID: ev.ID, EventType: ev.Type, EndpointUID: string(e.UID),
+			Namespace: obj.Namespace, Name: obj.Name, Body: body, Created: ev.Time,
+		}
+		queueIt, err := f.createRecord(ctx, &m)
+		if err != nil {
+			return err
+		}
+		if !queueIt {
+			continue
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		fut, err := f.JS.PublishAsync(Subject(m.EndpointUID), b, jetstream.WithMsgID(m.ID))
+		if err != nil {
+			return fmt.Errorf("queue delivery %s: %w", m.ID, err)
+		}
+		futures = append(futures, fut)
+	}
+	for _, fut := range futures {
+		select {
+		case <-fut.Ok():
+		case err := <-fut.Err():
+			return fmt.Errorf("queue delivery: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// createRecord writes the delivery's pending record only if none exists:
+// a fan-out redone after the stream's dedupe window must not reset the
+// history of a delivery already under way. It reports whether the message
+// still needs queuing (a new record, or one still pending because an earlier
+// fan-out stopped between the record and the message).
+func (f *Fanout) createRecord(ctx context.Context, m *Message) (bool, error) {
+	_, err := f.Log.Create(ctx, m.NewRecord())
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, deliverylog.ErrConflict) {
+		return false, err
+	}
+	rec, _, err := f.Log.Get(ctx, m.EndpointUID, m.Created, m.ID)
+	if errors.Is(err, deliverylog.ErrNotFound) {
+		return true, nil // expired meanwhile
+	}
+	if err != nil {
+		return false, err
+	}
+	return rec.Round == 0 && rec.State == datav1.StatePending, nil
+}

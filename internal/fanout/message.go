@@ -1,0 +1,66 @@
+package fanout
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
+	"github.com/mira/mira-operator/internal/queue"
+)
+
+// Message is one (event, endpoint) delivery in the deliveries stream. The
+// body is built once at fan-out so every retry sends identical bytes.
+type Message struct {
+	ID          string    `json:"id"`
+	EventID     string    `json:"eventID"`
+	EventType   string    `json:"eventType"`
+	EndpointUID string    `json:"endpointUID"`
+	Namespace   string    `json:"namespace"`
+	Name        string    `json:"name"`
+	Body        []byte    `json:"body"`
+	Created     time.Time `json:"created"`
+	// Round counts manual redeliveries; attempts restart in a new round.
+	Round int `json:"round,omitempty"`
+}
+
+// NewRecord is the delivery-log record of a message not attempted yet.
+func (m *Message) NewRecord() *datav1.Delivery {
+	return &datav1.Delivery{
+		ID: m.ID, EventID: m.EventID, EventType: m.EventType, Namespace: m.Namespace, Endpoint: m.Name,
+		UID: m.EndpointUID, State: datav1.StatePending, Round: m.Round, Created: m.Created, Updated: m.Created, Body: string(m.Body),
+	}
+}
+
+// Subject is the deliveries-stream subject of an endpoint.
+func Subject(endpointUID string) string { return queue.DeliveriesSubject + "." + endpointUID }
+
+// DeliveryID is deterministic in the event and the endpoint, so a replayed
+// event never makes a second delivery.
+func DeliveryID(eventID, endpointUID string) string {
+	h := sha256.Sum256([]byte(eventID + "\x00" + endpointUID))
+	return "dlv_" + hex.EncodeToString(h[:13])
+}
+
+// Requeue publishes a stored delivery again as a new round (a manual
+// redelivery); the message id includes the round so it is not deduplicated
+// against the original.
+func Requeue(ctx context.Context, js jetstream.JetStream, rec *datav1.Delivery) error {
+	m := Message{
+		ID: rec.ID, EventID: rec.EventID, EventType: rec.EventType, EndpointUID: rec.UID,
+		Namespace: rec.Namespace, Name: rec.Endpoint, Body: []byte(rec.Body), Created: rec.Created, Round: rec.Round + 1,
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := js.Publish(ctx, Subject(rec.UID), b, jetstream.WithMsgID(fmt.Sprintf("%s.r%d", rec.ID, m.Round))); err != nil {
+		return fmt.Errorf("requeue delivery %s: %w", rec.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package receiver
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/mira/mira-operator/internal/deliverylog"
+	"github.com/mira/mira-operator/internal/events"
+)
+
+// Limits of the HTTP server.
+const (
+	MaxHeaderBytes    = 64 << 10
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 60 * time.Second
+	IdleTimeout       = 120 * time.Second
+)
+
+// NewServer returns an http.Server with the receiver's limits.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr: addr, Handler: h,
+		MaxHeaderBytes: MaxHeaderBytes, ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout: ReadTimeout, WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout,
+	}
+}
+
+// routes mounts every stage's routes and the mounted parts' on one mux.
+func (r *Receiver) routes() http.Handler {
+	log := r.Logger.WithName("api")
+	token := func(h http.Handler) http.Handler { return r.Integrations.RequireToken(log, h) }
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := r.readiness(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("POST /v1/events", token(&events.Handler{Publisher: r.Publisher, Logger: log}))
+	deliveries := &deliverylog.Handlers{Store: r.Log, Logger: log, Lookup: func(ns, name string) (string, bool) {
+		if e := r.Registry.Lookup(ns, name); e != nil {
+			return string(e.UID), true
+		}
+		return "", false
+	}}
+	mux.Handle("GET /v1/endpoints/{namespace}/{name}/deliveries", token(http.HandlerFunc(deliveries.List)))
+	mux.Handle("GET /v1/deliveries/{id}", token(http.HandlerFunc(deliveries.Get)))
+	for _, p := range r.parts {
+		p.Routes(mux)
+	}
+	return mux
+}
+
+func (r *Receiver) readiness() error {
+	if !r.ready.Load() {
+		return errors.New("starting")
+	}
+	if !r.NATS.IsConnected() {
+		return errors.New("JetStream connection lost")
+	}
+	return nil
+}
