@@ -85,6 +85,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}
 	}
+	go d.watchBacklog(ctx)
 	t := time.NewTicker(syncEvery)
 	defer t.Stop()
 	for {
@@ -126,12 +127,18 @@ func (d *Dispatcher) syncLanes(ctx, work context.Context, lanes map[types.UID]*l
 			l.stop()
 		}
 		if nl := d.startLane(ctx, work, e.UID, conc, wg); nl != nil {
+			nl.namespace, nl.name = e.Object().Namespace, e.Object().Name
 			lanes[e.UID] = nl
 		}
 	}
 	for uid, l := range lanes {
 		if seen[uid] {
 			continue
+		}
+		if l != nil && l.name != "" {
+			// The endpoint was deleted: so are its metric series.
+			d.Metrics.Forget(l.namespace, l.name)
+			l.namespace, l.name = "", ""
 		}
 		if l == nil {
 			if l = d.startLane(ctx, work, uid, 1, wg); l == nil {
@@ -155,6 +162,9 @@ func (d *Dispatcher) syncLanes(ctx, work context.Context, lanes map[types.UID]*l
 type lane struct {
 	consumer jetstream.Consumer
 	conc     int
+	// namespace and name of the endpoint, for its metric series; empty for
+	// a lane that drains the consumer of an endpoint already deleted.
+	namespace, name string
 	cancel   context.CancelFunc
 	done     chan struct{}
 
@@ -255,5 +265,53 @@ func (d *Dispatcher) fetchLoop(ctx, work context.Context, uid types.UID, l *lane
 			case <-time.After(time.Second):
 			}
 		}
+	}
+}
+
+// backlogEvery is how often endpoints' backlog ages are measured.
+const backlogEvery = 10 * time.Second
+
+// watchBacklog sets mira_endpoint_backlog_age_seconds until ctx ends.
+func (d *Dispatcher) watchBacklog(ctx context.Context) {
+	t := time.NewTicker(backlogEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.observeBacklog(ctx)
+		}
+	}
+}
+
+// observeBacklog reads every endpoint consumer's state in one paged listing;
+// for those holding messages, the oldest one not acknowledged is the first
+// message of the endpoint's subject after the consumer's ack floor.
+func (d *Dispatcher) observeBacklog(ctx context.Context) {
+	stream, err := d.JS.Stream(ctx, queue.DeliveriesStream)
+	if err != nil {
+		return
+	}
+	now := d.Now()
+	infos := stream.ListConsumers(ctx)
+	for info := range infos.Info() {
+		uid, ok := strings.CutPrefix(info.Name, "dispatch-")
+		if !ok {
+			continue
+		}
+		e := d.Registry.Get(types.UID(uid))
+		if e == nil {
+			continue
+		}
+		age := 0.0
+		if info.NumPending+uint64(info.NumAckPending) > 0 {
+			msg, err := stream.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(fanout.Subject(uid)))
+			if err == nil {
+				age = max(0, now.Sub(msg.Time).Seconds())
+			}
+		}
+		obj := e.Object()
+		d.Metrics.BacklogAge.WithLabelValues(obj.Namespace, obj.Name).Set(age)
 	}
 }

@@ -89,10 +89,10 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	obj := e.Object()
-	key := obj.Namespace + "/" + obj.Name
+	ns, name := obj.Namespace, obj.Name
 	breaker := e.CircuitBreaker()
 	if ok, retryIn := breaker.Allow(); !ok {
-		d.Metrics.CircuitOpen.WithLabelValues(key).Set(1)
+		d.Metrics.CircuitOpen.WithLabelValues(ns, name).Set(1)
 		d.holdBack(e, msg, retryIn+time.Duration(d.Rand()*float64(time.Second)))
 		return
 	}
@@ -127,7 +127,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	v := Judge(res, policyFor(obj), rec.AttemptCount, *rec.FirstAttempt, now, d.Rand)
 	report(breaker, v.Breaker)
 	if breaker.State() != delivery.StateOpen {
-		d.Metrics.CircuitOpen.WithLabelValues(key).Set(0)
+		d.Metrics.CircuitOpen.WithLabelValues(ns, name).Set(0)
 	}
 	a := datav1.Attempt{
 		Number: rec.AttemptCount, Round: rec.Round, Time: now, DurationMillis: res.Duration.Milliseconds(), URL: target,
@@ -141,9 +141,9 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	if v.State == datav1.StateRetrying {
 		next := now.Add(v.RetryIn)
 		rec.NextRetry, a.NextRetry = &next, &next
-		d.Metrics.Retries.WithLabelValues(key).Inc()
+		d.Metrics.Retries.WithLabelValues(ns, name).Inc()
 	}
-	d.Metrics.AttemptSeconds.WithLabelValues(key).Observe(res.Duration.Seconds())
+	d.Metrics.AttemptSeconds.WithLabelValues(ns, name).Observe(res.Duration.Seconds())
 	d.finish(ctx, msg, e, rec, rev, prevState, &a, v.RetryIn, v.Disable)
 }
 
@@ -231,7 +231,10 @@ func (d *Dispatcher) finish(ctx context.Context, msg jetstream.Msg, e *endpoints
 		if a != nil && a.Outcome == datav1.OutcomeBlocked {
 			outcome = a.Outcome
 		}
-		d.Metrics.Deliveries.WithLabelValues(obj.Namespace+"/"+obj.Name, rec.EventType, strings.ToLower(outcome)).Inc()
+		d.Metrics.Deliveries.WithLabelValues(obj.Namespace, obj.Name, rec.EventType, strings.ToLower(outcome)).Inc()
+		if a != nil && rec.State == datav1.StateDelivered && rec.Round == 0 {
+			d.Metrics.Latency.WithLabelValues(rec.EventType).Observe(rec.Updated.Sub(rec.Created).Seconds())
+		}
 	}
 	if rec.State == datav1.StateRetrying {
 		_ = msg.NakWithDelay(retryIn)
