@@ -165,8 +165,8 @@ type lane struct {
 	// namespace and name of the endpoint, for its metric series; empty for
 	// a lane that drains the consumer of an endpoint already deleted.
 	namespace, name string
-	cancel   context.CancelFunc
-	done     chan struct{}
+	cancel          context.CancelFunc
+	done            chan struct{}
 
 	mu    sync.Mutex
 	slots slots
