@@ -127,6 +127,7 @@ func run(m *testing.M) int {
 	iopts.BindFlags(flagSet())
 	iopts.RecallAPIURL = fake.URL
 	iopts.RecallMaxRetryDuration = 5 * time.Second
+	iopts.TranscriptPollInterval = 200 * time.Millisecond
 	iopts.Registerer = prometheus.NewRegistry()
 	if in, err = New(recv, iopts); err != nil {
 		return fail(err)

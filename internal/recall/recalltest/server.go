@@ -128,6 +128,7 @@ type failure struct {
 // API is the fake Recall.ai REST API as an http.Handler. It is safe for
 // concurrent use.
 type API struct {
+	holds    []*hold
 	mu       sync.Mutex
 	apiKey   string
 	bots     map[string]*bot
@@ -240,6 +241,37 @@ func (a *API) FailNext(pathPrefix string, status int, retryAfter time.Duration, 
 	a.failures = append(a.failures, &failure{prefix: pathPrefix, status: status, retryAfter: retryAfter, remaining: n})
 }
 
+type hold struct {
+	prefix  string
+	arrived chan struct{}
+	release chan struct{}
+}
+
+// HoldNext makes the next request whose path starts with pathPrefix wait
+// until release is called: a slow Recall, for tests that need another
+// worker to act meanwhile. arrived is closed when that request arrives.
+func (a *API) HoldNext(pathPrefix string) (arrived <-chan struct{}, release func()) {
+	h := &hold{prefix: pathPrefix, arrived: make(chan struct{}), release: make(chan struct{})}
+	a.mu.Lock()
+	a.holds = append(a.holds, h)
+	a.mu.Unlock()
+	var once sync.Once
+	return h.arrived, func() { once.Do(func() { close(h.release) }) }
+}
+
+// takeHold consumes the hold matching p, if any.
+func (a *API) takeHold(p string) *hold {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, h := range a.holds {
+		if strings.HasPrefix(p, h.prefix) {
+			a.holds = append(a.holds[:i], a.holds[i+1:]...)
+			return h
+		}
+	}
+	return nil
+}
+
 // Requests returns a copy of the requests received so far, in order.
 func (a *API) Requests() []Request {
 	a.mu.Lock()
@@ -262,6 +294,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve answers r and returns the status it wrote.
 func (a *API) serve(w http.ResponseWriter, r *http.Request) int {
+	if h := a.takeHold(r.URL.Path); h != nil {
+		close(h.arrived)
+		select {
+		case <-h.release:
+		case <-r.Context().Done():
+		}
+	}
 	if f := a.takeFailure(r.URL.Path); f != nil {
 		if f.retryAfter > 0 {
 			secs := int((f.retryAfter + time.Second - 1) / time.Second)
