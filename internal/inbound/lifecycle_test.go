@@ -3,6 +3,7 @@ package inbound
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -340,8 +341,13 @@ func TestNoTranscriptProviderThenRescore(t *testing.T) {
 // pipeline directly.
 type fakeMsg struct {
 	jetstream.Msg
-	data []byte
-	hdr  nats.Header
+	data      []byte
+	hdr       nats.Header
+	delivered uint64
+}
+
+func (m fakeMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{NumDelivered: max(m.delivered, 1)}, nil
 }
 
 func (m fakeMsg) Data() []byte         { return m.data }
@@ -352,20 +358,13 @@ func (m fakeMsg) Subject() string      { return subjectRecall }
 // bot.done while the other handles bot.fatal. The meeting's record decides:
 // whoever changes it first wins and the other publishes nothing.
 func TestReplicasNeverContradictEachOther(t *testing.T) {
-	// A second replica: the same stores, its own in-process locks.
-	replica2 := &Inbound{
-		o: in.o, js: in.js, api: in.api, integrations: in.integrations, publisher: in.publisher,
-		reports: in.reports, state: in.state, billing: in.billing, verifier: in.verifier,
-		templates: in.templates, metrics: in.metrics, log: in.log.WithName("replica2"),
-	}
+	replica2 := replica(in.o)
 	bot := uniq(t, "bot")
 	fake.AddBotWith(bot, recalltest.BotOptions{Transcript: recalltest.SampleTranscript()})
 	arrived, release := fake.HoldNext(recalltest.DownloadPath + bot)
 	done := make(chan error, 1)
 	go func() {
-		hdr := nats.Header{}
-		hdr.Set(HeaderWebhookID, "msg_r2_"+bot)
-		done <- replica2.handleRecall(context.Background(), fakeMsg{data: recalltest.BotDonePayload(bot, nil, time.Now()), hdr: hdr})
+		done <- replica2.handleRecall(context.Background(), msgFor("msg_r2_"+bot, recalltest.BotDonePayload(bot, nil, time.Now()), 1))
 	}()
 	select {
 	case <-arrived:
@@ -388,6 +387,84 @@ func TestReplicasNeverContradictEachOther(t *testing.T) {
 	if st := meetingState(t, bot); st.State != stateFailed {
 		t.Errorf("meeting state %s, want failed", st.State)
 	}
+}
+
+// replica is a second pipeline on the same stores with its own options and
+// in-process locks, driven directly with fakeMsg.
+func replica(o Options) *Inbound {
+	return &Inbound{
+		o: o, js: in.js, api: in.api, integrations: in.integrations, publisher: in.publisher,
+		reports: in.reports, state: in.state, billing: in.billing, verifier: in.verifier,
+		templates: in.templates, metrics: in.metrics, log: in.log.WithName("replica"),
+	}
+}
+
+func msgFor(id string, body []byte, delivered uint64) fakeMsg {
+	hdr := nats.Header{}
+	hdr.Set(HeaderWebhookID, id)
+	return fakeMsg{data: body, hdr: hdr, delivered: delivered}
+}
+
+// A meeting still waiting after the timeout fails with transcript_timeout.
+func TestWaitingMeetingTimesOut(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	o := in.o
+	o.TranscriptTimeout = time.Hour
+	o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r := replica(o)
+	bot := uniq(t, "bot")
+	fake.AddBotWith(bot, recalltest.BotOptions{Transcript: recalltest.SampleTranscript(), ProcessingReads: -1})
+	msg := msgFor("msg_"+bot, recalltest.BotDonePayload(bot, nil, time.Now()), 1)
+	err := r.handleRecall(context.Background(), msg)
+	var later retryLater
+	if !errors.As(err, &later) || later.delay != o.TranscriptPollInterval {
+		t.Fatalf("first look: %v, want a poll after %s", err, o.TranscriptPollInterval)
+	}
+	if st := meetingState(t, bot); st.State != stateWaiting || st.Polls != 1 {
+		t.Fatalf("after the first look: state %s, polls %d", st.State, st.Polls)
+	}
+	mu.Lock()
+	now = now.Add(59 * time.Minute)
+	mu.Unlock()
+	if err := r.handleRecall(context.Background(), msg); !errors.As(err, &later) || later.delay != 2*o.TranscriptPollInterval {
+		t.Fatalf("a minute before the timeout: %v, want the second poll after %s", err, 2*o.TranscriptPollInterval)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if err := r.handleRecall(context.Background(), msg); err != nil {
+		t.Fatalf("at the timeout: %v", err)
+	}
+	got := waitEvent(t, miraapi.EventMeetingFailed, "meeting_id", MeetingID(bot))
+	if got["code"] != CodeTranscriptTimeout {
+		t.Errorf("meeting.failed = %v", got)
+	}
+}
+
+// Redeliveries (an ack timeout, a crash) are not attempts: a meeting whose
+// message was delivered many times still gets --recall-max-attempts tries.
+func TestRedeliveriesAreNotAttempts(t *testing.T) {
+	o := in.o
+	o.RecallMaxRetryDuration = time.Nanosecond // one try per attempt
+	r := replica(o)
+	bot := uniq(t, "bot")
+	fake.AddBotWith(bot, recalltest.BotOptions{Transcript: recalltest.SampleTranscript()})
+	fake.FailNext("/api/v1/bot/"+bot+"/", http.StatusServiceUnavailable, 0, 1)
+	msg := msgFor("msg_"+bot, recalltest.BotDonePayload(bot, nil, time.Now()), uint64(o.RecallMaxAttempts)*5)
+	err := r.handleRecall(context.Background(), msg)
+	var later retryLater
+	if !errors.As(err, &later) {
+		t.Fatalf("a 503 on delivery %d: %v, want a retry later", msg.delivered, err)
+	}
+	if st := meetingState(t, bot); st.Attempts != 1 || st.State == stateFailed {
+		t.Fatalf("after one failed attempt: state %q, attempts %d", st.State, st.Attempts)
+	}
+	if err := r.handleRecall(context.Background(), msg); err != nil {
+		t.Fatalf("second attempt: %v", err)
+	}
+	waitEvent(t, miraapi.EventReportCompleted, "meeting_id", MeetingID(bot))
+	exactlyOneReport(t, bot)
 }
 
 func TestPollDelay(t *testing.T) {
