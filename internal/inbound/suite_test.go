@@ -46,12 +46,14 @@ const (
 )
 
 var (
-	k8s      client.Client
-	recv     *receiver.Receiver
-	in       *Inbound
-	recvURL  string
-	fake     *recalltest.Server
-	consumer *collector
+	k8s     client.Client
+	recv    *receiver.Receiver
+	in      *Inbound
+	recvURL string
+	fake    *recalltest.Server
+	// stripeFake answers GET /v1/subscriptions/{id} like Stripe.
+	stripeFake *httptest.Server
+	consumer   *collector
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -109,6 +111,8 @@ func run(m *testing.M) int {
 
 	fake = recalltest.NewServer()
 	defer fake.Close()
+	stripeFake = httptest.NewServer(http.HandlerFunc(serveStripeSubscription))
+	defer stripeFake.Close()
 
 	dir, err := os.MkdirTemp("", "mira-inbound-test-")
 	if err != nil {
@@ -128,6 +132,7 @@ func run(m *testing.M) int {
 	iopts.RecallAPIURL = fake.URL
 	iopts.RecallMaxRetryDuration = 5 * time.Second
 	iopts.TranscriptPollInterval = 200 * time.Millisecond
+	iopts.StripeAPIURL = stripeFake.URL
 	iopts.Registerer = prometheus.NewRegistry()
 	if in, err = New(recv, iopts); err != nil {
 		return fail(err)
