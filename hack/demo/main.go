@@ -41,6 +41,7 @@ func run() error {
 	kubeconfig := fs.String("kubeconfig", "bin/dev/kubeconfig", "kubeconfig written by make run")
 	receiver := fs.String("receiver", "http://127.0.0.1:18080", "receiver URL")
 	standIn := fs.String("recall-stand-in", "http://127.0.0.1:18090", "local Recall.ai stand-in started by make run")
+	setup := fs.String("setup", "streaming", "the bot's transcript setup at the stand-in: streaming (transcript done at bot.done), async (no transcript: Mira starts one, the stand-in completes it and the demo sends transcript.done) or legacy")
 	_ = fs.Parse(os.Args[1:])
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -63,8 +64,12 @@ func run() error {
 	_, _ = rand.Read(suffix)
 	botID := "demo-bot-" + hex.EncodeToString(suffix)
 	metadata := map[string]string{"user_id": "usr_demo"}
-	fmt.Printf("==> registering bot %s with the local Recall.ai stand-in (sample 2-speaker transcript)\n", botID)
-	body, _ := json.Marshal(map[string]any{"metadata": metadata})
+	fmt.Printf("==> registering bot %s with the local Recall.ai stand-in (sample 2-speaker transcript, %s setup)\n", botID, *setup)
+	reads := 0
+	if *setup == "async" {
+		reads = -1 // processing until the demo completes it
+	}
+	body, _ := json.Marshal(map[string]any{"metadata": metadata, "setup": *setup, "processing_reads": reads})
 	if err := post(ctx, *standIn+"/_stand-in/bots/"+botID, body, nil, http.StatusCreated); err != nil {
 		return err
 	}
@@ -74,6 +79,12 @@ func run() error {
 	fmt.Println("==> POST /webhooks/recall (bot.done, signed with recall-webhook-secret)")
 	if err := post(ctx, *receiver+"/webhooks/recall", payload, headers, 0); err != nil {
 		return err
+	}
+
+	if *setup == "async" {
+		if err := completeAsync(ctx, *standIn, *receiver, botID, string(secret.Data["recall-webhook-secret"])); err != nil {
+			return err
+		}
 	}
 
 	meetingID := inbound.MeetingID(botID)
@@ -177,4 +188,42 @@ func getJSON(ctx context.Context, url, token string, v any) error {
 		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(b))
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// completeAsync waits until Mira has started the bot's transcript at the
+// stand-in (create_transcript), completes it there and sends the signed
+// transcript.done webhook Recall would send.
+func completeAsync(ctx context.Context, standIn, receiver, botID, secret string) error {
+	fmt.Println("==> waiting for Mira's create_transcript call at the stand-in")
+	for {
+		var st struct {
+			Transcript string `json:"transcript"`
+			Calls      int    `json:"create_transcript_calls"`
+		}
+		if err := getJSON(ctx, standIn+"/_stand-in/bots/"+botID, "", &st); err != nil {
+			return err
+		}
+		if st.Calls > 0 && st.Transcript != "" {
+			fmt.Printf("    create_transcript called %d time(s); transcript %s\n", st.Calls, st.Transcript)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("mira did not start a transcript: %w", ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, standIn+"/_stand-in/bots/"+botID+"/complete", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	payload, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("complete the transcript at the stand-in: %d %s", resp.StatusCode, payload)
+	}
+	headers := recalltest.SignedHeaders(secret, "msg_demo_tdone_"+botID, time.Now(), payload)
+	fmt.Println("==> POST /webhooks/recall (transcript.done, signed with recall-webhook-secret)")
+	return post(ctx, receiver+"/webhooks/recall", payload, headers, 0)
 }

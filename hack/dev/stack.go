@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -92,16 +93,27 @@ func loadOrCreateSecrets(path string) (map[string]string, error) {
 	return values, nil
 }
 
-// startRecallStandIn serves the Recall.ai stand-in, plus a dev-only route
-// the demo uses to register a bot: POST /_stand-in/bots/{id} with
-// {"metadata":{...},"transcript":[...]} (transcript optional: a sample one).
+// startRecallStandIn serves the Recall.ai stand-in, plus dev-only routes the
+// demo uses:
+//
+//   - POST /_stand-in/bots/{id} with {"metadata":{...},"transcript":[...],
+//     "setup":"streaming|async|legacy","processing_reads":n} registers a bot
+//     (transcript optional: a sample one; setup default streaming; a negative
+//     processing_reads keeps the transcript processing until completed)
+//   - GET /_stand-in/bots/{id} answers {"transcript":<status code>,
+//     "create_transcript_calls":n}
+//   - POST /_stand-in/bots/{id}/complete marks the transcript done and answers
+//     the transcript.done webhook body Recall would send (the caller signs and
+//     posts it)
 func startRecallStandIn(addr string) (*http.Server, error) {
 	api := recalltest.NewAPI(standInAPIKey)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /_stand-in/bots/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
-			Metadata   map[string]string `json:"metadata"`
-			Transcript jsonRaw           `json:"transcript"`
+			Metadata        map[string]string `json:"metadata"`
+			Transcript      jsonRaw           `json:"transcript"`
+			Setup           string            `json:"setup"`
+			ProcessingReads int               `json:"processing_reads"`
 		}
 		if err := decodeJSON(r, &in); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -111,8 +123,30 @@ func startRecallStandIn(addr string) (*http.Server, error) {
 		if len(transcript) == 0 {
 			transcript = recalltest.SampleTranscript()
 		}
-		api.AddBot(r.PathValue("id"), in.Metadata, transcript, false)
+		setups := map[string]recalltest.Setup{"": recalltest.SetupStreaming, "streaming": recalltest.SetupStreaming,
+			"async": recalltest.SetupAsync, "legacy": recalltest.SetupLegacy}
+		setup, ok := setups[in.Setup]
+		if !ok {
+			http.Error(w, "setup must be streaming, async or legacy", http.StatusBadRequest)
+			return
+		}
+		api.AddBotWith(r.PathValue("id"), recalltest.BotOptions{Metadata: in.Metadata, Transcript: transcript,
+			Setup: setup, ProcessingReads: in.ProcessingReads})
 		w.WriteHeader(http.StatusCreated)
+	})
+	mux.HandleFunc("GET /_stand-in/bots/{id}", func(w http.ResponseWriter, r *http.Request) {
+		code, calls := api.TranscriptStatus(r.PathValue("id"))
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"transcript": code, "create_transcript_calls": calls})
+	})
+	mux.HandleFunc("POST /_stand-in/bots/{id}/complete", func(w http.ResponseWriter, r *http.Request) {
+		body := api.CompleteTranscript(r.PathValue("id"))
+		if body == nil {
+			http.Error(w, "no such bot, or it has no transcript yet", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
 	})
 	mux.Handle("/", api)
 	ln, err := net.Listen("tcp", addr)

@@ -56,6 +56,8 @@ type Processor struct {
 	kv      jetstream.KeyValue
 	metrics *metrics
 	now     func() time.Time
+	// subs, when set, retrieves the subscription a checkout names.
+	subs SubscriptionSource
 	// beforeWrite, when set (tests only), runs between reading a record and
 	// writing it back, to provoke revision conflicts deterministically.
 	beforeWrite func(key string)
@@ -73,6 +75,10 @@ func NewProcessor(kv jetstream.KeyValue, reg prometheus.Registerer) (*Processor,
 	}
 	return &Processor{kv: kv, metrics: m, now: time.Now}, nil
 }
+
+// SetSubscriptionSource makes checkout.session.completed retrieve the
+// subscription it names, so the customer record is complete at once.
+func (p *Processor) SetSubscriptionSource(s SubscriptionSource) { p.subs = s }
 
 // change is one event's effect on a customer record.
 type change struct {
@@ -115,7 +121,7 @@ func (p *Processor) apply(ctx context.Context, ev stripe.Event) (Outcome, error)
 	switch ev.Type {
 	case "checkout.session.completed":
 		var userID string
-		ch, userID, err = checkoutChange(ev)
+		ch, userID, err = p.checkoutChange(ctx, ev)
 		if err == nil && ch.apply == nil {
 			return OutcomeIgnored, nil
 		}
@@ -132,6 +138,10 @@ func (p *Processor) apply(ctx context.Context, ev stripe.Event) (Outcome, error)
 	case "invoice.payment_succeeded", "invoice.payment_failed":
 		ch, err = invoiceChange(ev)
 	}
+	if err != nil && !errors.Is(err, ErrInvalidEvent) {
+		// Retrieving the subscription failed: retry the event later.
+		return "", err
+	}
 	if err != nil {
 		return OutcomeInvalid, err
 	}
@@ -145,7 +155,7 @@ func decodeObject(ev stripe.Event, into any) error {
 	return nil
 }
 
-func checkoutChange(ev stripe.Event) (change, string, error) {
+func (p *Processor) checkoutChange(ctx context.Context, ev stripe.Event) (change, string, error) {
 	var s stripe.CheckoutSession
 	if err := decodeObject(ev, &s); err != nil {
 		return change{}, "", err
@@ -169,6 +179,19 @@ func checkoutChange(ev stripe.Event) (change, string, error) {
 	if s.Subscription != nil {
 		subID = s.Subscription.ID
 	}
+	// The session only names the subscription: retrieve it (with an API
+	// key) so status and price are there before the next subscription event.
+	var sub *stripe.Subscription
+	if subID != "" && p.subs != nil {
+		got, err := p.subs.Subscription(ctx, subID)
+		switch {
+		case err == nil && got != nil && got.ID != "":
+			sub = got
+		case err != nil && !errors.Is(err, ErrNoAPIKey):
+			// Transient or not, retrying the event later is safe.
+			return change{}, "", fmt.Errorf("checkout session %s: %w", s.ID, err)
+		}
+	}
 	return change{
 		customerID: s.Customer.ID,
 		object:     ObjectCheckout,
@@ -179,7 +202,19 @@ func checkoutChange(ev stripe.Event) (change, string, error) {
 			// The subscription's own events carry its state; checkout only
 			// names it when no newer subscription event has.
 			if subID != "" && (c.SubscriptionID == "" || ev.Created > c.Updated[ObjectSubscription]) {
-				c.SubscriptionID = subID
+				switch {
+				case sub != nil:
+					subscriptionFields(c, sub, sub.Status)
+					// Retrieved now: older subscription events are stale.
+					if c.Updated == nil {
+						c.Updated = map[string]int64{}
+					}
+					c.Updated[ObjectSubscription] = max(c.Updated[ObjectSubscription], ev.Created)
+				case c.SubscriptionID != subID || c.Status == "":
+					// Without an API key: known to exist, state unknown
+					// until customer.subscription.created/updated.
+					c.SubscriptionID, c.Status = subID, StatusPendingUpdate
+				}
 			}
 		},
 	}, userID, nil
@@ -198,10 +233,6 @@ func subscriptionChange(ev stripe.Event) (change, error) {
 	if deleted {
 		status = stripe.SubscriptionStatusCanceled
 	}
-	var priceID string
-	if s.Items != nil && len(s.Items.Data) > 0 && s.Items.Data[0] != nil && s.Items.Data[0].Price != nil {
-		priceID = s.Items.Data[0].Price.ID
-	}
 	return change{
 		customerID: s.Customer.ID,
 		object:     ObjectSubscription,
@@ -211,16 +242,7 @@ func subscriptionChange(ev stripe.Event) (change, error) {
 			return !deleted && c.SubscriptionID == s.ID && c.Status == stripe.SubscriptionStatusCanceled
 		},
 		apply: func(c *Customer) {
-			c.SubscriptionID = s.ID
-			c.Status = status
-			if priceID != "" {
-				c.PriceID = priceID
-			}
-			c.CurrentPeriodEnd = time.Time{}
-			if s.CurrentPeriodEnd > 0 {
-				c.CurrentPeriodEnd = time.Unix(s.CurrentPeriodEnd, 0).UTC()
-			}
-			c.CancelAtPeriodEnd = s.CancelAtPeriodEnd
+			subscriptionFields(c, &s, status)
 		},
 	}, nil
 }

@@ -81,6 +81,7 @@ func subcommands() []subcommand {
 		{"rotate-secret", "<endpoint>", "rotate a generated signing secret and wait until it is done", rotateCmd},
 		{"enable", "<endpoint>", "re-enable an endpoint the receiver disabled", enableCmd},
 		{"report", "<id>", "show a coaching report", reportCmd},
+		{"rescore", "<meeting id>", "score again a meeting that failed for a Mira-side reason, once fixed", rescoreCmd},
 	}
 }
 

@@ -46,6 +46,7 @@ func (in *Inbound) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /webhooks/stripe", in.postStripe)
 	mux.Handle("POST /v1/roleplays", in.integrations.RequireToken(in.log, http.HandlerFunc(in.postRoleplay)))
 	mux.Handle("GET /v1/reports/{id}", in.integrations.RequireToken(in.log, http.HandlerFunc(in.getReport)))
+	mux.Handle("POST /v1/meetings/{id}/rescore", in.integrations.RequireToken(in.log, http.HandlerFunc(in.postRescore)))
 	mux.Handle("GET /v1/billing/customers/{id}", in.integrations.RequireToken(in.log, http.HandlerFunc(in.getCustomer)))
 	mux.Handle("GET /v1/billing/users/{id}", in.integrations.RequireToken(in.log, http.HandlerFunc(in.getUser)))
 }
@@ -81,6 +82,24 @@ func (in *Inbound) store(ctx context.Context, subject, id, source string, body [
 		return false, fmt.Errorf("store inbound %s message: %w", source, err)
 	}
 	return ack.Duplicate, nil
+}
+
+// Reasons of mira_inbound_ignored_total.
+const (
+	reasonNotAnEvent     = "not_an_event"
+	reasonIDTooLong      = "id_too_long"
+	reasonAPIVersion     = "api_version"
+	reasonInvalidPayload = "invalid_payload"
+)
+
+// ignore answers a signature-valid webhook that can never be accepted with
+// 200 "ignored": a 4xx would make Stripe or Svix retry it for days. It is
+// counted and logged instead of stored.
+func (in *Inbound) ignore(w http.ResponseWriter, route, reason, detail string) {
+	in.log.Info("signed webhook ignored: no retry could make it acceptable", "route", route, "reason", reason, "detail", detail)
+	in.count(route, outcomeIgnored)
+	in.metrics.ignored.WithLabelValues(route, reason).Inc()
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "reason": reason, "detail": detail})
 }
 
 // answerStored answers a stored (or duplicate) webhook.
@@ -127,13 +146,11 @@ func (in *Inbound) postRecall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(h.ID) > maxWebhookIDLength {
-		in.count(routeRecall, outcomeInvalid)
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("webhook id longer than %d characters", maxWebhookIDLength))
+		in.ignore(w, routeRecall, reasonIDTooLong, fmt.Sprintf("webhook id longer than %d characters", maxWebhookIDLength))
 		return
 	}
 	if _, err := recall.ParseEvent(body); err != nil {
-		in.count(routeRecall, outcomeInvalid)
-		writeError(w, http.StatusBadRequest, "body is not a Recall.ai webhook: a JSON object with an event name")
+		in.ignore(w, routeRecall, reasonNotAnEvent, "body is not a Recall.ai webhook: a JSON object with an event name")
 		return
 	}
 	dup, err := in.store(r.Context(), subjectRecall, h.ID, routeRecall, body)
@@ -177,22 +194,19 @@ func (in *Inbound) postStripe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, unauthorizedBody)
 		return
 	case errors.Is(err, billing.ErrAPIVersion):
-		in.log.Info("Stripe event refused: API version mismatch", "reason", err.Error())
-		in.count(routeStripe, outcomeInvalid)
-		writeError(w, http.StatusBadRequest, err.Error())
+		in.ignore(w, routeStripe, reasonAPIVersion, err.Error())
 		return
 	case errors.Is(err, billing.ErrNotConfigured):
 		in.count(routeStripe, outcomeNotConfigured)
 		writeError(w, http.StatusServiceUnavailable, "Stripe webhooks are not configured")
 		return
 	default:
-		in.count(routeStripe, outcomeInvalid)
-		writeError(w, http.StatusBadRequest, "body is not a Stripe event")
+		// Correctly signed, yet not an event Mira can decode.
+		in.ignore(w, routeStripe, reasonInvalidPayload, "body is not a Stripe event")
 		return
 	}
 	if len(ev.ID) > maxWebhookIDLength {
-		in.count(routeStripe, outcomeInvalid)
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("event id longer than %d characters", maxWebhookIDLength))
+		in.ignore(w, routeStripe, reasonIDTooLong, fmt.Sprintf("event id longer than %d characters", maxWebhookIDLength))
 		return
 	}
 	dup, err := in.store(r.Context(), subjectStripe, ev.ID, routeStripe, body)

@@ -30,6 +30,9 @@ const FlagGroupAnnotation = "mira.platform.mira.io/flag-group"
 type Options struct {
 	// RecallAPIURL is the Recall.ai regional base URL.
 	RecallAPIURL string
+	// StripeAPIURL is Stripe's API base, used to retrieve a checkout's
+	// subscription when the integrations Secret has a stripe-api-key.
+	StripeAPIURL string
 	// StripeAPIVersionPolicy is billing.APIVersionStrict or billing.APIVersionIgnore.
 	StripeAPIVersionPolicy string
 	// TemplatesNamespace is where meetings' and roleplays' ScoringTemplates
@@ -43,6 +46,12 @@ type Options struct {
 	// whose transcript fetch keeps failing transiently before it emits
 	// meeting.failed.
 	RecallMaxAttempts int
+	// TranscriptTimeout bounds how long a meeting waits for its transcript
+	// before it fails with transcript_timeout.
+	TranscriptTimeout time.Duration
+	// TranscriptPollInterval is the first delay before a waiting meeting
+	// looks at its transcript again; it doubles per look up to 10 minutes.
+	TranscriptPollInterval time.Duration
 	// Workers process inbound messages in parallel.
 	Workers int
 	// Tolerance of webhook timestamps (Recall and Stripe); default 5 minutes.
@@ -60,12 +69,18 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 		"Recall.ai regional API base URL (https://us-west-2.recall.ai, https://us-east-1.recall.ai, https://eu-central-1.recall.ai, https://ap-northeast-1.recall.ai)")
 	fs.StringVar(&o.StripeAPIVersionPolicy, "stripe-api-version-policy", billing.APIVersionStrict,
 		"what to do with Stripe events whose api_version is not stripe-go's pinned 2023-10-16: \"strict\" answers 400 (pin the Stripe endpoint to 2023-10-16), \"ignore\" accepts them (fields a newer version moved may decode empty)")
+	fs.StringVar(&o.StripeAPIURL, "stripe-api-url", billing.DefaultStripeAPIURL,
+		"Stripe API base URL, used to retrieve the subscription of a checkout when the integrations Secret has a stripe-api-key")
 	fs.StringVar(&o.TemplatesNamespace, "templates-namespace", "",
 		"namespace of the ScoringTemplates used for meetings and roleplays (default: the --integrations-secret namespace)")
 	fs.DurationVar(&o.RecallMaxRetryDuration, "recall-max-retry-duration", 2*time.Minute,
 		"total time one Recall transcript fetch spends retrying 429/5xx answers before the meeting is retried later")
 	fs.IntVar(&o.RecallMaxAttempts, "recall-max-attempts", 10,
 		"attempts at a meeting whose transcript fetch keeps failing transiently before meeting.failed is emitted")
+	fs.DurationVar(&o.TranscriptTimeout, "recall-transcript-timeout", 6*time.Hour,
+		"how long a meeting waits for Recall to finish its transcript before meeting.failed with code transcript_timeout")
+	fs.DurationVar(&o.TranscriptPollInterval, "recall-transcript-poll-interval", 30*time.Second,
+		"first delay before a meeting waiting for its transcript asks Recall again (doubling up to 10 minutes), for accounts not subscribed to transcript.* webhooks")
 	fs.IntVar(&o.Workers, "inbound-workers", 8, "inbound messages (meetings, roleplays, Stripe events) processed in parallel")
 	fs.VisitAll(func(f *pflag.Flag) {
 		switch f.Name {
@@ -81,6 +96,9 @@ func (o Options) withDefaults(d Deps) (Options, error) {
 	if o.RecallAPIURL == "" {
 		o.RecallAPIURL = DefaultRecallAPIURL
 	}
+	if o.StripeAPIURL == "" {
+		o.StripeAPIURL = billing.DefaultStripeAPIURL
+	}
 	if o.StripeAPIVersionPolicy == "" {
 		o.StripeAPIVersionPolicy = billing.APIVersionStrict
 	}
@@ -93,6 +111,12 @@ func (o Options) withDefaults(d Deps) (Options, error) {
 	}
 	if o.RecallMaxAttempts <= 0 {
 		o.RecallMaxAttempts = 10
+	}
+	if o.TranscriptTimeout <= 0 {
+		o.TranscriptTimeout = 6 * time.Hour
+	}
+	if o.TranscriptPollInterval <= 0 {
+		o.TranscriptPollInterval = 30 * time.Second
 	}
 	if o.Workers <= 0 {
 		o.Workers = 8

@@ -23,10 +23,12 @@ const (
 	resultReplayed  = "replayed"
 	resultRetried   = "retried"
 	resultInvalid   = "invalid"
+	resultWaiting   = "waiting"
 )
 
 // Subject states in mira-state.
 const (
+	stateWaiting         = "waiting_transcript"
 	stateTranscriptReady = "transcript_ready"
 	stateCompleted       = "completed"
 	stateFailed          = "failed"
@@ -82,6 +84,15 @@ func (in *Inbound) process(ctx context.Context, msg jetstream.Msg) {
 			_ = msg.Nak()
 			return
 		}
+		var later retryLater
+		if errors.As(err, &later) {
+			if !later.quiet {
+				in.log.Error(later.err, "inbound message failed; retrying later", "subject", msg.Subject(),
+					"webhookID", msg.Headers().Get(HeaderWebhookID), "retryIn", later.delay)
+			}
+			_ = msg.NakWithDelay(later.delay)
+			return
+		}
 		delay := retryDelay(msg)
 		in.log.Error(err, "inbound message failed; retrying later", "subject", msg.Subject(),
 			"webhookID", msg.Headers().Get(HeaderWebhookID), "retryIn", delay)
@@ -105,7 +116,8 @@ func retryDelay(msg jetstream.Msg) time.Duration {
 	return min(time.Duration(1<<n)*time.Second, 5*time.Minute)
 }
 
-// lock serializes work on one subject (a meeting, a roleplay) in this process.
+// lock serializes work on one subject (a roleplay) in this process; across
+// replicas the compare-and-set in transition decides.
 func (in *Inbound) lock(key string) func() {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
@@ -114,32 +126,154 @@ func (in *Inbound) lock(key string) func() {
 	return m.Unlock
 }
 
-// subjectState is the record of a meeting or roleplay in mira-state: what has
-// been emitted, so a replay after the dedupe window emits nothing again.
+// retryLater asks process for a redelivery after delay (quiet: a planned
+// wait, not an error worth a log line).
+type retryLater struct {
+	delay time.Duration
+	quiet bool
+	err   error
+}
+
+func (r retryLater) Error() string {
+	if r.err == nil {
+		return fmt.Sprintf("look again in %s", r.delay)
+	}
+	return r.err.Error()
+}
+
+func (r retryLater) Unwrap() error { return r.err }
+
+// errStateConflict means another worker or replica changed a subject's
+// record since it was read: read it again and decide again.
+var errStateConflict = errors.New("pipeline state changed concurrently")
+
+// subjectState is the record of a meeting or roleplay in mira-state. It is
+// the single source of truth for what happened to the subject: every state
+// change is a compare-and-set on the record's revision, and the events of a
+// change are written into the record's outbox by that same write, then
+// published, so two replicas can never both publish contradictory events.
 type subjectState struct {
-	ID       string    `json:"id"`
-	BotID    string    `json:"bot_id,omitempty"`
-	UserID   string    `json:"user_id,omitempty"`
-	State    string    `json:"state"`
-	ReportID string    `json:"report_id,omitempty"`
-	Emitted  []string  `json:"emitted,omitempty"`
-	Code     string    `json:"code,omitempty"`
-	Reason   string    `json:"reason,omitempty"`
-	Updated  time.Time `json:"updated"`
+	ID       string `json:"id"`
+	BotID    string `json:"bot_id,omitempty"`
+	UserID   string `json:"user_id,omitempty"`
+	State    string `json:"state"`
+	ReportID string `json:"report_id,omitempty"`
+	// Emitted lists the keys of the events published (see outboxEvent).
+	Emitted []string `json:"emitted,omitempty"`
+	// Outbox holds the events of the last change until they are published.
+	Outbox  []outboxEvent `json:"outbox,omitempty"`
+	Code    string        `json:"code,omitempty"`
+	SubCode string        `json:"sub_code,omitempty"`
+	Reason  string        `json:"reason,omitempty"`
+
+	// Meetings only.
+	MeetingURL   string    `json:"meeting_url,omitempty"`
+	RecordingID  string    `json:"recording_id,omitempty"`
+	TranscriptID string    `json:"transcript_id,omitempty"`
+	WaitingSince time.Time `json:"waiting_since,omitzero"`
+	// Polls counts the looks of the waiting meeting's poller message.
+	Polls int `json:"polls,omitempty"`
+	// Poller is the webhook id of the message that polls while waiting.
+	Poller string `json:"poller,omitempty"`
+	// Attempts counts failed attempts at fetching the transcript; unlike
+	// JetStream's delivery count it ignores redeliveries.
+	Attempts int `json:"attempts,omitempty"`
+	// Generation counts rescoring runs; 0 for the first.
+	Generation int `json:"generation,omitempty"`
+
+	Updated time.Time `json:"updated"`
 
 	key string
 	rev uint64
 }
 
+// outboxEvent is an event a state change decided to publish.
+type outboxEvent struct {
+	// Key identifies the event in Emitted: its type, plus "#<generation>"
+	// for meeting.failed of a rescoring run.
+	Key  string          `json:"key"`
+	ID   string          `json:"id"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+	Time time.Time       `json:"time"`
+}
+
 func (s *subjectState) terminal() bool { return s.State == stateCompleted || s.State == stateFailed }
 
-func (s *subjectState) emitted(eventType string) bool {
+func (s *subjectState) emitted(key string) bool {
 	for _, e := range s.Emitted {
-		if e == eventType {
+		if e == key {
+			return true
+		}
+	}
+	for _, e := range s.Outbox {
+		if e.Key == key {
 			return true
 		}
 	}
 	return false
+}
+
+// generationSuffix distinguishes the events of a rescoring run.
+func (s *subjectState) generationSuffix() string {
+	if s.Generation == 0 {
+		return ""
+	}
+	return fmt.Sprintf("#%d", s.Generation)
+}
+
+// event builds an outbox event whose id is derived from its type, subject
+// and suffix, so a republished event is deduplicated downstream.
+func (in *Inbound) event(eventType, subject, suffix string, data any) outboxEvent {
+	b, err := json.Marshal(data)
+	if err != nil {
+		// Only plain structs are passed: cannot happen.
+		panic(fmt.Sprintf("encode %s: %v", eventType, err))
+	}
+	return outboxEvent{
+		Key: eventType + suffix, ID: events.DerivedEventID(eventType, subject+suffix), Type: eventType,
+		Data: b, Time: in.o.Now().UTC(),
+	}
+}
+
+// transition changes a subject's state with compare-and-set, putting evs
+// (those not emitted before) in its outbox by the same write, and then
+// publishes them. A conflicting write returns errStateConflict and publishes
+// nothing.
+func (in *Inbound) transition(ctx context.Context, s *subjectState, state string, evs ...outboxEvent) error {
+	for _, e := range evs {
+		if !s.emitted(e.Key) {
+			s.Outbox = append(s.Outbox, e)
+		}
+	}
+	s.State = state
+	if err := in.saveState(ctx, s); err != nil {
+		return err
+	}
+	return in.flush(ctx, s)
+}
+
+// flush publishes the outbox and records it as emitted. Publishing is
+// idempotent (event ids are derived), so a crash between the two steps
+// only republishes.
+func (in *Inbound) flush(ctx context.Context, s *subjectState) error {
+	if len(s.Outbox) == 0 {
+		return nil
+	}
+	for _, e := range s.Outbox {
+		if err := in.publisher.Publish(ctx, events.Event{ID: e.ID, Type: e.Type, Data: e.Data, Time: e.Time}); err != nil {
+			return err
+		}
+	}
+	for _, e := range s.Outbox {
+		s.Emitted = append(s.Emitted, e.Key)
+	}
+	s.Outbox = nil
+	if err := in.saveState(ctx, s); err != nil && !errors.Is(err, errStateConflict) {
+		return err
+	}
+	// On a conflict another worker flushed (or will flush) the same ids.
+	return nil
 }
 
 // loadState reads a subject's record; a missing one is empty.
@@ -172,6 +306,9 @@ func (in *Inbound) saveState(ctx context.Context, s *subjectState) error {
 	} else {
 		rev, err = in.state.Update(ctx, s.key, b, s.rev)
 	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isWrongLastSequence(err) {
+		return fmt.Errorf("write pipeline state %s: %w", s.key, errStateConflict)
+	}
 	if err != nil {
 		return fmt.Errorf("write pipeline state %s: %w", s.key, err)
 	}
@@ -179,22 +316,10 @@ func (in *Inbound) saveState(ctx context.Context, s *subjectState) error {
 	return nil
 }
 
-// emit publishes an event once: its id is derived from its type and
-// subject, and the subject's record remembers it was emitted.
-func (in *Inbound) emit(ctx context.Context, s *subjectState, eventType, subject string, data any) error {
-	if s.emitted(eventType) {
-		return nil
-	}
-	b, err := json.Marshal(data)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", eventType, err)
-	}
-	ev := events.Event{ID: events.DerivedEventID(eventType, subject), Type: eventType, Data: b, Time: in.o.Now().UTC()}
-	if err := in.publisher.Publish(ctx, ev); err != nil {
-		return err
-	}
-	s.Emitted = append(s.Emitted, eventType)
-	return nil
+// isWrongLastSequence recognises a KV update refused for its revision.
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // storeReport writes a report to mira-reports under its id.

@@ -59,8 +59,14 @@ func TestRecallDoneProducesReportAndReplayNothingNew(t *testing.T) {
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatal(err)
 	}
+	// The template's generation at scoring time (other tests toggle
+	// spec.default, so it is not always 1).
+	tmpl := &miraapi.ScoringTemplate{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: intNS, Name: defaultTmpl}, tmpl); err != nil {
+		t.Fatal(err)
+	}
 	if rep.ReportID != wantReport || rep.MeetingID != meeting || rep.UserID != "usr_8812" ||
-		rep.Template.Namespace != intNS || rep.Template.Name != defaultTmpl || rep.Template.Generation != 1 {
+		rep.Template.Namespace != intNS || rep.Template.Name != defaultTmpl || rep.Template.Generation != tmpl.Generation {
 		t.Errorf("report ids = %+v %+v", rep, rep.Template)
 	}
 	if len(rep.Criteria) != 2 || len(rep.Participants) != 2 || rep.Rep.SpeakerID != "100" || rep.Rep.Rule != scoring.RuleHost {

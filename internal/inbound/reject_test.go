@@ -3,6 +3,7 @@ package inbound
 import (
 	"bytes"
 	"context"
+	dto "github.com/prometheus/client_model/go"
 	"net/http"
 	"strings"
 	"testing"
@@ -51,8 +52,10 @@ func TestRecallRejectsBadInputAndStoresNothing(t *testing.T) {
 	}
 	for _, invalid := range []string{`{"event":`, `[1,2]`, `{"data":{}}`} {
 		b := []byte(invalid)
-		if code, _ := post(t, "/webhooks/recall", recalltest.SignedHeaders(recallSecret, "msg_inv_"+bot, time.Now(), b), b); code != http.StatusBadRequest {
-			t.Errorf("signed %q: %d, want 400", invalid, code)
+		// Signed but never acceptable: 200 "ignored", so Svix stops retrying.
+		if code, resp := post(t, "/webhooks/recall", recalltest.SignedHeaders(recallSecret, "msg_inv_"+bot, time.Now(), b), b); code != http.StatusOK ||
+			!strings.Contains(string(resp), `"ignored"`) || !strings.Contains(string(resp), reasonNotAnEvent) {
+			t.Errorf("signed %q: %d %s, want 200 ignored", invalid, code, resp)
 		}
 	}
 	if got := streamMessages(t, queue.InboundStream); got != before {
@@ -110,3 +113,29 @@ func TestMissingRecallSecretRefusesOnlyThatRoute(t *testing.T) {
 type errCode int
 
 func (e errCode) Error() string { return http.StatusText(int(e)) }
+
+func TestSignedButUnacceptableIsIgnoredAndCounted(t *testing.T) {
+	before := ignoredCount(t, routeRecall, reasonIDTooLong)
+	stored := streamMessages(t, queue.InboundStream)
+	body := recalltest.BotDonePayload("b-long-id", nil, time.Now())
+	longID := "msg_" + strings.Repeat("x", maxWebhookIDLength)
+	code, resp := post(t, "/webhooks/recall", recalltest.SignedHeaders(recallSecret, longID, time.Now(), body), body)
+	if code != http.StatusOK || !strings.Contains(string(resp), reasonIDTooLong) {
+		t.Errorf("id too long: %d %s, want 200 ignored", code, resp)
+	}
+	if got := ignoredCount(t, routeRecall, reasonIDTooLong) - before; got != 1 {
+		t.Errorf("mira_inbound_ignored_total{recall,id_too_long} grew by %v, want 1", got)
+	}
+	if got := streamMessages(t, queue.InboundStream); got != stored {
+		t.Errorf("an ignored webhook stored %d messages", got-stored)
+	}
+}
+
+func ignoredCount(t *testing.T, route, reason string) float64 {
+	t.Helper()
+	m := &dto.Metric{}
+	if err := in.metrics.ignored.WithLabelValues(route, reason).Write(m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}

@@ -156,6 +156,9 @@ func (in *Inbound) handleRoleplay(ctx context.Context, msg jetstream.Msg) error 
 	if err != nil {
 		return err
 	}
+	if err := in.flush(ctx, st); err != nil {
+		return err
+	}
 	if st.terminal() {
 		in.countPipeline(routeRoleplay, routeRoleplay, resultReplayed)
 		return nil
@@ -190,13 +193,10 @@ func (in *Inbound) handleRoleplay(ctx context.Context, msg jetstream.Msg) error 
 	if err := in.storeReport(ctx, report.ReportID, report); err != nil {
 		return err
 	}
-	if err := in.emit(ctx, st, miraapi.EventRoleplayCompleted, req.RoleplayID, RoleplayCompleted{
+	st.ReportID = report.ReportID
+	if err := in.transition(ctx, st, stateCompleted, in.event(miraapi.EventRoleplayCompleted, req.RoleplayID, "", RoleplayCompleted{
 		RoleplayID: req.RoleplayID, ReportID: report.ReportID, UserID: req.UserID, Score: report.OverallScore, Passed: report.Passed,
-	}); err != nil {
-		return err
-	}
-	st.State, st.ReportID = stateCompleted, report.ReportID
-	if err := in.saveState(ctx, st); err != nil {
+	})); err != nil {
 		return err
 	}
 	in.log.Info("roleplay scored", "roleplay", req.RoleplayID, "report", report.ReportID, "score", report.OverallScore)

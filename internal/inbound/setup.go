@@ -83,6 +83,7 @@ func New(d Deps, o Options) (*Inbound, error) {
 	if in.billing, err = billing.NewProcessor(kvBilling, o.Registerer); err != nil {
 		return nil, err
 	}
+	in.billing.SetSubscriptionSource(&billing.StripeSubscriptions{URL: o.StripeAPIURL, Key: in.stripeAPIKey})
 	if in.verifier, err = billing.NewVerifier(billing.VerifierOptions{
 		Tolerance: o.Tolerance, APIVersionPolicy: o.StripeAPIVersionPolicy,
 	}); err != nil {

@@ -11,6 +11,13 @@ import (
 	"github.com/mira/mira-operator/internal/billing"
 )
 
+// StripeAPIKeyKey is the optional integrations Secret key holding a Stripe
+// API key (a restricted key with read access to subscriptions suffices).
+// With it, checkout.session.completed retrieves the subscription it names;
+// without it the customer's status is incomplete_pending_update until
+// customer.subscription.created or .updated arrives.
+const StripeAPIKeyKey = "stripe-api-key"
+
 // handleStripe applies a stored (already verified) Stripe event to the
 // billing state. Applying is idempotent and out-of-order safe.
 func (in *Inbound) handleStripe(ctx context.Context, msg jetstream.Msg) error {
@@ -39,4 +46,9 @@ func (in *Inbound) handleStripe(ctx context.Context, msg jetstream.Msg) error {
 	}
 	in.countPipeline(routeStripe, routeStripe, result)
 	return nil
+}
+
+// stripeAPIKey reads the optional Stripe API key.
+func (in *Inbound) stripeAPIKey(ctx context.Context) string {
+	return in.integrations.Value(ctx, StripeAPIKeyKey)
 }

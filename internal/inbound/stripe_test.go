@@ -96,7 +96,7 @@ func TestStripeEventsAppliedAndReadable(t *testing.T) {
 	}
 	newer := stripeEvent("evt_v"+suffix, "2024-06-20", "invoice.payment_failed", created, map[string]any{"id": "in_x", "object": "invoice", "customer": cus})
 	code, resp = post(t, "/webhooks/stripe", signStripe(newer, stripeSecret), newer)
-	if code != http.StatusBadRequest || !strings.Contains(string(resp), stripe.APIVersion) || !strings.Contains(string(resp), "2024-06-20") {
+	if code != http.StatusOK || !strings.Contains(string(resp), `"ignored"`) || !strings.Contains(string(resp), stripe.APIVersion) || !strings.Contains(string(resp), "2024-06-20") {
 		t.Errorf("api version mismatch (strict): %d %s", code, resp)
 	}
 	if got := streamMessages(t, queue.InboundStream); got != before {
@@ -144,4 +144,62 @@ func TestStripeAPIVersionIgnorePolicy(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+const stripeAPIKey = "sk_test_inboundFixture"
+
+// serveStripeSubscription answers Retrieve Subscription in Stripe's wire
+// format: Bearer key auth, the subscription object, Stripe's error envelope.
+func serveStripeSubscription(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.Header.Get("Authorization") != "Bearer "+stripeAPIKey {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"error":{"message":"Invalid API Key provided","type":"invalid_request_error"}}`)
+		return
+	}
+	id, ok := strings.CutPrefix(r.URL.Path, "/v1/subscriptions/")
+	if !ok || r.Method != http.MethodGet {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"error":{"code":"resource_missing","message":"No such resource","type":"invalid_request_error"}}`)
+		return
+	}
+	cus := "cus_" + strings.TrimPrefix(id, "sub_")
+	fmt.Fprintf(w, `{"id":%q,"object":"subscription","customer":%q,"status":"active","cancel_at_period_end":false,"current_period_end":1767225600,"items":{"object":"list","data":[{"id":"si_1","object":"subscription_item","price":{"id":"price_team","object":"price","currency":"usd","unit_amount":2900}}]}}`, id, cus)
+}
+
+// A checkout makes a complete customer record: with stripe-api-key the
+// subscription is retrieved; without one the status says it is pending.
+func TestCheckoutRecordsTheSubscription(t *testing.T) {
+	checkout := func(suffix string) string {
+		cus := "cus_" + suffix
+		b := stripeEvent("evt_co"+suffix, stripe.APIVersion, "checkout.session.completed", time.Now().Unix()-5, map[string]any{
+			"id": "cs_" + suffix, "object": "checkout.session", "mode": "subscription", "customer": cus,
+			"subscription": "sub_" + suffix, "client_reference_id": "usr_" + suffix, "metadata": map[string]string{},
+		})
+		if code, resp := post(t, "/webhooks/stripe", signStripe(b, stripeSecret), b); code != http.StatusOK {
+			t.Fatalf("checkout: %d %s", code, resp)
+		}
+		return cus
+	}
+	customer := func(cus string) billing.Customer {
+		var c billing.Customer
+		eventually(t, "customer "+cus, func() error {
+			code, raw := get(t, "/v1/billing/customers/"+cus)
+			if code != http.StatusOK {
+				return errCode(code)
+			}
+			return json.Unmarshal(raw, &c)
+		})
+		return c
+	}
+	without := customer(checkout(fmt.Sprint("nokey", time.Now().UnixNano())))
+	if without.Status != billing.StatusPendingUpdate || without.PriceID != "" {
+		t.Errorf("without a key: status %q price %q, want %q and none", without.Status, without.PriceID, billing.StatusPendingUpdate)
+	}
+	setIntegrationKey(t, StripeAPIKeyKey, stripeAPIKey)
+	defer setIntegrationKey(t, StripeAPIKeyKey, "")
+	with := customer(checkout(fmt.Sprint("key", time.Now().UnixNano())))
+	if with.Status != stripe.SubscriptionStatusActive || with.PriceID != "price_team" || with.CurrentPeriodEnd.Unix() != 1767225600 {
+		t.Errorf("with a key: %+v", with)
+	}
 }

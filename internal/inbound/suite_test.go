@@ -48,12 +48,14 @@ const (
 )
 
 var (
-	k8s      client.Client
-	recv     *receiver.Receiver
-	in       *Inbound
-	recvURL  string
-	fake     *recalltest.Server
-	consumer *collector
+	k8s     client.Client
+	recv    *receiver.Receiver
+	in      *Inbound
+	recvURL string
+	fake    *recalltest.Server
+	// stripeFake answers GET /v1/subscriptions/{id} like Stripe.
+	stripeFake *httptest.Server
+	consumer   *collector
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -111,6 +113,8 @@ func run(m *testing.M) int {
 
 	fake = recalltest.NewServer()
 	defer fake.Close()
+	stripeFake = httptest.NewServer(http.HandlerFunc(serveStripeSubscription))
+	defer stripeFake.Close()
 
 	dir, err := os.MkdirTemp("", "mira-inbound-test-")
 	if err != nil {
@@ -129,6 +133,8 @@ func run(m *testing.M) int {
 	iopts.BindFlags(flagSet())
 	iopts.RecallAPIURL = fake.URL
 	iopts.RecallMaxRetryDuration = 5 * time.Second
+	iopts.TranscriptPollInterval = 200 * time.Millisecond
+	iopts.StripeAPIURL = stripeFake.URL
 	iopts.Registerer = prometheus.NewRegistry()
 	if in, err = New(Deps{
 		JetStream: recv.JetStream, Publisher: recv.Publisher, Integrations: recv.Integrations,

@@ -23,7 +23,27 @@ const (
 	CodeNoTemplate            = "no_scoring_template"
 	CodeTemplateConflict      = "scoring_template_conflict"
 	CodeScoringFailed         = "scoring_failed"
+	// CodeTranscriptEmpty: Recall's finished transcript has no words.
+	CodeTranscriptEmpty = "transcript_empty"
+	// CodeTranscriptTimeout: the transcript was not ready within
+	// --recall-transcript-timeout.
+	CodeTranscriptTimeout = "transcript_timeout"
+	// CodeNoTranscriptConfigured: the recording has no transcript and the
+	// workspace's recall-transcript-provider is "none" (or invalid).
+	CodeNoTranscriptConfigured = "no_transcript_configured"
+	// CodeRecallKeyMissing: the integrations Secret has no recall-api-key.
+	CodeRecallKeyMissing = "recall_api_key_missing"
 )
+
+// rescorable says whether a meeting that failed with code may be scored
+// again: the cause is on Mira's side and the operator can fix it.
+func rescorable(code string) bool {
+	switch code {
+	case CodeTemplateNotFound, CodeNoTemplate, CodeTemplateConflict, CodeRecallKeyMissing, CodeNoTranscriptConfigured:
+		return true
+	}
+	return false
+}
 
 // failure is why a meeting or roleplay cannot produce a report.
 type failure struct {

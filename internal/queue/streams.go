@@ -103,7 +103,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		cfg    jetstream.ConsumerConfig
 	}{
 		{EventsStream, jetstream.ConsumerConfig{Durable: FanoutConsumer, MaxAckPending: 10_000}},
-		{InboundStream, jetstream.ConsumerConfig{Durable: PipelineConsumer, MaxAckPending: 1_000}},
+		// A meeting waiting for its transcript keeps one message pending
+		// (redelivered with a delay to poll), so the bound must sit far above
+		// the meetings that can wait at once or Stripe events would queue
+		// behind them; workers still only fetch what they can take.
+		{InboundStream, jetstream.ConsumerConfig{Durable: PipelineConsumer, MaxAckPending: 50_000}},
 	}
 	for _, cc := range consumers {
 		cc.cfg.AckPolicy = jetstream.AckExplicitPolicy

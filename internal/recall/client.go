@@ -1,7 +1,9 @@
 package recall
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +40,8 @@ const (
 	OpRetrieveBot              = "retrieve bot"
 	OpDownloadTranscript       = "download transcript"
 	OpRetrieveLegacyTranscript = "retrieve legacy transcript"
+	OpRetrieveTranscript       = "retrieve transcript"
+	OpCreateTranscript         = "create transcript"
 )
 
 // ClientOptions configures a Client.
@@ -132,6 +136,9 @@ type Bot struct {
 	StatusChanges []StatusChange
 	// Recordings are the bot's recordings.
 	Recordings []Recording
+	// MeetingURL is the meeting's URL when Recall gives it as a string or
+	// as an object with a "url"; "" otherwise.
+	MeetingURL string
 }
 
 // StatusChange is one entry of a bot's status history.
@@ -152,6 +159,9 @@ type Recording struct {
 	ID string
 	// MediaShortcuts point at the recording's derived media.
 	MediaShortcuts MediaShortcuts
+	// HasMediaShortcuts is true when the recording has a media_shortcuts
+	// object at all (current API); legacy bots have none.
+	HasMediaShortcuts bool
 }
 
 // MediaShortcuts are a recording's media_shortcuts.
@@ -162,6 +172,9 @@ type MediaShortcuts struct {
 
 // TranscriptShortcut is media_shortcuts.transcript.
 type TranscriptShortcut struct {
+	// Present is true when media_shortcuts.transcript is an object (not
+	// null or absent): the recording has a transcript, ready or not.
+	Present bool
 	// ID is the transcript id.
 	ID string
 	// Status is the transcript's processing status.
@@ -174,6 +187,8 @@ type TranscriptShortcut struct {
 type ShortcutStatus struct {
 	// Code is e.g. "processing", "done" or "failed"; an open set.
 	Code string
+	// SubCode refines Code, e.g. "provider_connection_failed".
+	SubCode string
 }
 
 // TranscriptData is media_shortcuts.transcript.data.
@@ -261,8 +276,14 @@ func (e permanentError) Unwrap() error { return e.err }
 // get performs GET target with retries until success, a permanent failure,
 // ctx ends or deadline passes.
 func (c *Client) get(ctx context.Context, deadline time.Time, op, target string, auth bool, limit int64) ([]byte, error) {
+	return c.call(ctx, deadline, http.MethodGet, op, target, nil, auth, limit)
+}
+
+// call performs method target (with a JSON body when body is not nil) with
+// retries until success, a permanent failure, ctx ends or deadline passes.
+func (c *Client) call(ctx context.Context, deadline time.Time, method, op, target string, reqBody []byte, auth bool, limit int64) ([]byte, error) {
 	for failures := 0; ; failures++ {
-		body, retryAfter, err := c.attempt(ctx, op, target, auth, limit)
+		body, retryAfter, err := c.attempt(ctx, method, op, target, reqBody, auth, limit)
 		if err == nil {
 			return body, nil
 		}
@@ -300,10 +321,17 @@ func (c *Client) get(ctx context.Context, deadline time.Time, op, target string,
 // the Retry-After header) on another status; a permanentError for failures
 // that retrying cannot fix; any other error is a transport failure. No error
 // quotes target, which may be a pre-signed URL.
-func (c *Client) attempt(ctx context.Context, op, target string, auth bool, limit int64) ([]byte, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+func (c *Client) attempt(ctx context.Context, method, op, target string, reqBody []byte, auth bool, limit int64) ([]byte, string, error) {
+	var rd io.Reader
+	if reqBody != nil {
+		rd = bytes.NewReader(reqBody)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return nil, "", permanentError{fmt.Errorf("recall %s: build request: invalid URL", op)}
+	}
+	if reqBody != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "mira-operator")
@@ -340,7 +368,7 @@ func decodeBot(body []byte) (*Bot, error) {
 	if m == nil {
 		return nil, fmt.Errorf("recall %s: decode response: not a JSON object", OpRetrieveBot)
 	}
-	bot := &Bot{ID: scalar(m["id"]), Metadata: stringMap(m["metadata"])}
+	bot := &Bot{ID: scalar(m["id"]), Metadata: stringMap(m["metadata"]), MeetingURL: meetingURL(m["meeting_url"])}
 	for _, raw := range array(m["status_changes"]) {
 		sc := object(raw)
 		if sc == nil {
@@ -358,14 +386,35 @@ func decodeBot(body []byte) (*Bot, error) {
 		if r == nil {
 			continue
 		}
+		ms := object(r["media_shortcuts"])
 		bot.Recordings = append(bot.Recordings, Recording{
-			ID: scalar(r["id"]),
-			MediaShortcuts: MediaShortcuts{Transcript: TranscriptShortcut{
-				ID:     scalar(path(r, "media_shortcuts", "transcript", "id")),
-				Status: ShortcutStatus{Code: scalar(path(r, "media_shortcuts", "transcript", "status", "code"))},
-				Data:   TranscriptData{DownloadURL: scalar(path(r, "media_shortcuts", "transcript", "data", "download_url"))},
-			}},
+			ID:                scalar(r["id"]),
+			HasMediaShortcuts: ms != nil,
+			MediaShortcuts:    MediaShortcuts{Transcript: decodeTranscriptShortcut(object(ms["transcript"]))},
 		})
 	}
 	return bot, nil
+}
+
+// decodeTranscriptShortcut reads media_shortcuts.transcript, which has the
+// same shape as a Retrieve Transcript answer; nil gives the zero value.
+func decodeTranscriptShortcut(t map[string]json.RawMessage) TranscriptShortcut {
+	if t == nil {
+		return TranscriptShortcut{}
+	}
+	return TranscriptShortcut{
+		Present: true,
+		ID:      scalar(t["id"]),
+		Status:  ShortcutStatus{Code: scalar(path(t, "status", "code")), SubCode: scalar(path(t, "status", "sub_code"))},
+		Data:    TranscriptData{DownloadURL: scalar(path(t, "data", "download_url"))},
+	}
+}
+
+// meetingURL reads meeting_url: a string (Mira's docs) or an object (the
+// Retrieve Bot answer) whose "url" is used when it has one.
+func meetingURL(raw json.RawMessage) string {
+	if o := object(raw); o != nil {
+		return scalar(o["url"])
+	}
+	return scalar(raw)
 }

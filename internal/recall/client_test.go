@@ -168,11 +168,13 @@ func TestRetrieveBot(t *testing.T) {
 			{Code: "done", CreatedAt: at(2*time.Minute + 5*time.Second)},
 		},
 		Recordings: []recall.Recording{{
-			ID: "rec_a/b c",
+			ID:                "rec_a/b c",
+			HasMediaShortcuts: true,
 			MediaShortcuts: recall.MediaShortcuts{Transcript: recall.TranscriptShortcut{
-				ID:     "tr_a/b c",
-				Status: recall.ShortcutStatus{Code: "done"},
-				Data:   recall.TranscriptData{DownloadURL: recalltest.DownloadURL(e.srv.URL, "a/b c")},
+				Present: true,
+				ID:      "tr_a/b c",
+				Status:  recall.ShortcutStatus{Code: "done"},
+				Data:    recall.TranscriptData{DownloadURL: recalltest.DownloadURL(e.srv.URL, "a/b c")},
 			}},
 		}},
 	}
@@ -434,7 +436,7 @@ func TestAPIKeyHeader(t *testing.T) {
 	want := &recall.Bot{
 		ID:            "x",
 		StatusChanges: []recall.StatusChange{{Code: "fatal", SubCode: "meeting_not_found", Message: "Meeting not found.", CreatedAt: time.Date(2025, 3, 4, 15, 0, 0, 500000000, time.UTC)}},
-		Recordings:    []recall.Recording{{ID: "r"}},
+		Recordings:    []recall.Recording{{ID: "r", HasMediaShortcuts: true}},
 	}
 	if !reflect.DeepEqual(bot, want) {
 		t.Fatalf("RetrieveBot() = %+v, want %+v", bot, want)

@@ -38,6 +38,12 @@ const (
 	KindTranscriptDone Kind = "transcript_done"
 	// KindTranscriptFailed is "transcript.failed".
 	KindTranscriptFailed Kind = "transcript_failed"
+	// KindTranscriptStatus is any other "transcript.<code>" event, e.g.
+	// "transcript.processing": progress, nothing to do.
+	KindTranscriptStatus Kind = "transcript_status"
+	// KindRecordingStatus is a "recording.<code>" event ("recording.done",
+	// "recording.processing", "recording.failed", "recording.deleted").
+	KindRecordingStatus Kind = "recording_status"
 	// KindUnknown is any other event; it should be recorded and acknowledged.
 	KindUnknown Kind = "unknown"
 )
@@ -59,6 +65,10 @@ const (
 	CodeDone = "done"
 	// CodeFatal means the bot could not join or record.
 	CodeFatal = "fatal"
+	// CodeAnalysisDone (legacy) means the bot's transcript is ready.
+	CodeAnalysisDone = "analysis_done"
+	// CodeAnalysisFailed (legacy) means the bot's transcript failed.
+	CodeAnalysisFailed = "analysis_failed"
 )
 
 // Event is a Recall webhook payload, normalized across API generations.
@@ -87,8 +97,37 @@ type Event struct {
 	// RecordingID is data.recording.id (current) or
 	// data.status.recording_id (legacy), when present.
 	RecordingID string
+	// MeetingURL is data.meeting_url when the payload gives it as a string
+	// (Mira's docs show it on legacy events; Recall's own docs do not).
+	MeetingURL string
 	// Legacy is true for the v1.10 "bot.status_change" generation.
 	Legacy bool
+}
+
+// MediaReady reports whether the event says the bot's media (and perhaps
+// its transcript) can be looked at: bot done, recording done, or a legacy
+// analysis_done.
+func (e Event) MediaReady() bool {
+	switch e.Kind {
+	case KindBotStatus:
+		return e.Code == CodeDone || e.Code == CodeAnalysisDone
+	case KindRecordingStatus:
+		return e.Code == CodeDone
+	}
+	return false
+}
+
+// TranscriptFinal reports whether the event says the transcript itself is
+// finished: transcript.done or the legacy analysis_done. An empty or missing
+// transcript after such an event is a failure, not a wait.
+func (e Event) TranscriptFinal() bool {
+	return e.Kind == KindTranscriptDone || (e.Kind == KindBotStatus && e.Code == CodeAnalysisDone)
+}
+
+// TranscriptFailed reports whether the event says the transcript failed:
+// transcript.failed or the legacy analysis_failed.
+func (e Event) TranscriptFailed() bool {
+	return e.Kind == KindTranscriptFailed || (e.Kind == KindBotStatus && e.Code == CodeAnalysisFailed)
 }
 
 // IsDone reports whether the event says the bot is done: its media is
@@ -130,6 +169,7 @@ func ParseEvent(body []byte) (Event, error) {
 		ev.Message = scalar(status["message"])
 		ev.UpdatedAt = timestamp(status["created_at"])
 		ev.RecordingID = scalar(status["recording_id"])
+		ev.MeetingURL = scalar(data["meeting_url"])
 		return ev, nil
 	}
 	// Decode each nested object once (this runs for every inbound webhook).
@@ -146,8 +186,15 @@ func ParseEvent(body []byte) (Event, error) {
 	ev.UpdatedAt = timestamp(status["updated_at"])
 	ev.TranscriptID = scalar(path(data, "transcript", "id"))
 	ev.RecordingID = scalar(path(data, "recording", "id"))
-	if ev.Kind == KindBotStatus && ev.Code == "" {
-		ev.Code = strings.TrimPrefix(name, "bot.")
+	ev.MeetingURL = scalar(data["meeting_url"])
+	if ev.MeetingURL == "" {
+		ev.MeetingURL = scalar(bot["meeting_url"])
+	}
+	if ev.Code == "" {
+		switch ev.Kind {
+		case KindBotStatus, KindTranscriptDone, KindTranscriptFailed, KindTranscriptStatus, KindRecordingStatus:
+			_, ev.Code, _ = strings.Cut(name, ".")
+		}
 	}
 	return ev, nil
 }
@@ -161,6 +208,10 @@ func kindOf(name string) Kind {
 		return KindTranscriptFailed
 	case strings.HasPrefix(name, "bot.") && len(name) > len("bot."):
 		return KindBotStatus
+	case strings.HasPrefix(name, "transcript.") && len(name) > len("transcript."):
+		return KindTranscriptStatus
+	case strings.HasPrefix(name, "recording.") && len(name) > len("recording."):
+		return KindRecordingStatus
 	}
 	return KindUnknown
 }

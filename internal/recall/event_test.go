@@ -82,7 +82,7 @@ func TestParseEvent(t *testing.T) {
 		{
 			name:  "legacy fatal with meeting_url as Mira's docs show",
 			body:  `{"event":"bot.status_change","data":{"bot_id":"bot_5","meeting_url":"https://meet.google.com/abc-defg-hij","status":{"code":"fatal","sub_code":"bot_kicked_from_call","message":null,"created_at":"2025-03-04T15:02:11Z"}}}`,
-			want:  recall.Event{Type: "bot.status_change", Kind: recall.KindBotStatus, BotID: "bot_5", Code: "fatal", SubCode: "bot_kicked_from_call", UpdatedAt: at, Legacy: true},
+			want:  recall.Event{Type: "bot.status_change", Kind: recall.KindBotStatus, BotID: "bot_5", Code: "fatal", SubCode: "bot_kicked_from_call", UpdatedAt: at, MeetingURL: "https://meet.google.com/abc-defg-hij", Legacy: true},
 			fatal: true,
 		},
 		{
@@ -98,12 +98,22 @@ func TestParseEvent(t *testing.T) {
 		{
 			name: "transcript.failed without data.data",
 			body: `{"event":"transcript.failed","data":{"transcript":{"id":"tr_2"},"recording":{"id":"rec_2"},"bot":{"id":"bot_8"}}}`,
-			want: recall.Event{Type: "transcript.failed", Kind: recall.KindTranscriptFailed, BotID: "bot_8", TranscriptID: "tr_2", RecordingID: "rec_2"},
+			want: recall.Event{Type: "transcript.failed", Kind: recall.KindTranscriptFailed, BotID: "bot_8", Code: "failed", TranscriptID: "tr_2", RecordingID: "rec_2"},
+		},
+		{
+			name: "recording.done",
+			body: `{"event":"recording.done","data":{"data":{"code":"done"},"recording":{"id":"rec_3"},"bot":{"id":"bot_9"}}}`,
+			want: recall.Event{Type: "recording.done", Kind: recall.KindRecordingStatus, BotID: "bot_9", Code: "done", RecordingID: "rec_3"},
+		},
+		{
+			name: "transcript.processing without data.data",
+			body: `{"event":"transcript.processing","data":{"transcript":{"id":"tr_9"},"recording":{"id":"rec_9"},"bot":{"id":"bot_9"}}}`,
+			want: recall.Event{Type: "transcript.processing", Kind: recall.KindTranscriptStatus, BotID: "bot_9", Code: "processing", TranscriptID: "tr_9", RecordingID: "rec_9"},
 		},
 		{
 			name: "unknown event",
-			body: `{"event":"recording.done","data":{"data":{"code":"done"},"recording":{"id":"rec_3"},"bot":{"id":"bot_9"}}}`,
-			want: recall.Event{Type: "recording.done", Kind: recall.KindUnknown, BotID: "bot_9", Code: "done", RecordingID: "rec_3"},
+			body: `{"event":"participant_events.join","data":{"bot":{"id":"bot_9"}}}`,
+			want: recall.Event{Type: "participant_events.join", Kind: recall.KindUnknown, BotID: "bot_9", Metadata: nil},
 		},
 		{
 			name: "data of the wrong type is ignored",
@@ -163,7 +173,7 @@ func TestParseEventBuilders(t *testing.T) {
 		{
 			name: "legacy",
 			body: recalltest.LegacyStatusChangePayload("b3", "done", "", "https://zoom.us/j/1", at),
-			want: recall.Event{Type: "bot.status_change", Kind: recall.KindBotStatus, BotID: "b3", Code: "done", UpdatedAt: at, Legacy: true},
+			want: recall.Event{Type: "bot.status_change", Kind: recall.KindBotStatus, BotID: "b3", Code: "done", UpdatedAt: at, MeetingURL: "https://zoom.us/j/1", Legacy: true},
 		},
 		{
 			name: "transcript done",

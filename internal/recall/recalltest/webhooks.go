@@ -126,3 +126,17 @@ func transcriptPayload(event, code, subCode, botID, recordingID, transcriptID st
 		},
 	})
 }
+
+// RecordingPayload returns a "recording.<code>" webhook body, e.g. code
+// "done": {"event":"recording.done","data":{"data":{"code","sub_code",
+// "updated_at"},"recording":{"id","metadata"},"bot":{"id","metadata"}}}.
+func RecordingPayload(code, botID, recordingID string, metadata map[string]string, updatedAt time.Time) []byte {
+	return marshal(map[string]any{
+		"event": "recording." + code,
+		"data": map[string]any{
+			"data":      map[string]any{"code": code, "sub_code": nil, "updated_at": formatTime(updatedAt)},
+			"recording": map[string]any{"id": recordingID, "metadata": map[string]string{}},
+			"bot":       botRef(botID, metadata),
+		},
+	})
+}
