@@ -81,6 +81,7 @@ func subcommands() []subcommand {
 		{"rotate-secret", "<endpoint>", "rotate a generated signing secret and wait until it is done", rotateCmd},
 		{"enable", "<endpoint>", "re-enable an endpoint the receiver disabled", enableCmd},
 		{"report", "<id>", "show a coaching report", reportCmd},
+		{"dashboard", "[--port N] [--address 127.0.0.1] [--no-browser]", "serve the Webhooks dashboard and open it in a browser", dashboardCmd},
 	}
 }
 
