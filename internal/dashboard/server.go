@@ -148,7 +148,9 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: with no-referrer browsers send
+		// "Origin: null" on form posts, which checkPost must refuse.
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
 		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/static/") {
 			h.Set("Cache-Control", "no-cache")
@@ -213,12 +215,14 @@ type errorData struct {
 	Code    int
 	Message string
 	Back    string
+	// RBAC is set when the API server refused the user's credentials.
+	RBAC bool
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, back string) {
 	code := statusOf(err)
 	s.opts.Logger.V(1).Info("request failed", "path", r.URL.Path, "error", err.Error())
-	s.render(w, r, code, "error", http.StatusText(code), "", errorData{Code: code, Message: err.Error(), Back: back})
+	s.render(w, r, code, "error", http.StatusText(code), "", errorData{Code: code, Message: err.Error(), Back: back, RBAC: apierrors.IsForbidden(err)})
 }
 
 // statusOf maps API server errors to the page's status: Forbidden stays 403,
