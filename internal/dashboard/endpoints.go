@@ -200,13 +200,13 @@ func policyRows(w *miraapi.WebhookEndpoint) []policyRow {
 		rate = strconv.Itoa(n) + "/s"
 	}
 	return []policyRow{
-		{"Timeout", w.GetTimeout().String()},
+		{"Timeout", human(w.GetTimeout())},
 		{"Max attempts", strconv.Itoa(w.GetMaxAttempts())},
-		{"Max retry duration", w.GetMaxRetryDuration().String()},
-		{"Backoff", fmt.Sprintf("%s doubling to %s, %.0f%% jitter", w.GetBackoffInitial(), w.GetBackoffMax(), 100*w.GetJitter())},
+		{"Max retry duration", human(w.GetMaxRetryDuration())},
+		{"Backoff", fmt.Sprintf("%s doubling to %s, %.0f%% jitter", human(w.GetBackoffInitial()), human(w.GetBackoffMax()), 100*w.GetJitter())},
 		{"Max concurrency", strconv.Itoa(w.GetMaxConcurrency())},
 		{"Rate limit", rate},
-		{"Disable after", w.GetDisableAfter().String() + " of continuous failure"},
+		{"Disable after", human(w.GetDisableAfter()) + " of continuous failure"},
 	}
 }
 

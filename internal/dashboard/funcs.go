@@ -23,7 +23,13 @@ var funcs = template.FuncMap{
 	"metaTime":     func(t *metav1.Time) time.Time { return t.Time },
 	"float":        func(f float64, prec int) string { return fmt.Sprintf("%.*f", prec, f) },
 	"short":        short,
-	"seconds":      func(s float64) string { return (time.Duration(s * float64(time.Second))).Round(time.Second).String() },
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	},
+	"seconds": func(s float64) string { return (time.Duration(s * float64(time.Second))).Round(time.Second).String() },
 	"query": func(base string, kv ...string) string {
 		q := url.Values{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -101,4 +107,16 @@ func short(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n]) + "…"
+}
+
+// human writes a duration the way people do: 24h, 1h30m, 15s.
+func human(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
