@@ -141,7 +141,7 @@ func (s *Server) Handler() http.Handler {
 // loading anything but their own assets.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.hosts[strings.ToLower(r.Host)] {
+		if !s.hosts[strings.ToLower(r.Host)] && r.URL.Path != "/healthz" {
 			http.Error(w, "unknown Host: the dashboard answers only on its own address", http.StatusMisdirectedRequest)
 			return
 		}

@@ -184,6 +184,11 @@ func TestGuard(t *testing.T) {
 		t.Errorf("foreign Host: %d", w.Code)
 	}
 	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://10.0.0.7:8080/healthz", nil))
+	if w.Code != http.StatusOK {
+		t.Errorf("probe on the Pod IP: %d", w.Code)
+	}
+	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://example.test/endpoints", nil))
 	if w.Code != http.StatusOK || !strings.Contains(w.Header().Get("Content-Security-Policy"), "default-src 'none'") {
 		t.Errorf("endpoints: %d, CSP %q", w.Code, w.Header().Get("Content-Security-Policy"))
