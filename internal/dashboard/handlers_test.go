@@ -197,3 +197,46 @@ func TestReportsPageListsAnnouncedReports(t *testing.T) {
 		t.Errorf("lookup: %d %q", resp.StatusCode, loc)
 	}
 }
+
+// TestEndpointActions posts the endpoint page's forms: each goes through
+// the operator, and the page it returns to shows the operator's Event.
+func TestEndpointActions(t *testing.T) {
+	ns, c, _ := deliveredOnce(t, "acts", map[string]any{"report_id": "rpt_acts"})
+	base := startDashboard(t, adminKubeconfig)
+	self := "/endpoints/" + ns + "/acts"
+	_, page := get(t, base+self)
+	token := formToken(t, page)
+	secretBefore := signingSecret(t, ns, "acts-signing-secret")
+	for _, a := range []struct {
+		kind   string
+		extra  url.Values
+		notice string
+	}{
+		{"rotate-secret", nil, "SecretRotated"},
+		{"redeliver-failed", url.Values{"since": {"1h"}}, "Redelivered"},
+		{"enable", nil, "platform.mira.io/enable="},
+	} {
+		form := url.Values{"csrf": {token}, "namespace": {ns}, "endpoint": {"acts"}, "return": {self}}
+		for k, v := range a.extra {
+			form[k] = v
+		}
+		resp, err := http.PostForm(base+"/actions/"+a.kind, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp)
+		if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != self {
+			t.Fatalf("%s: %d at %s\n%s", a.kind, resp.StatusCode, resp.Request.URL, body)
+		}
+		if !strings.Contains(html.UnescapeString(body), a.notice) {
+			t.Errorf("%s: the page does not show %q", a.kind, a.notice)
+		}
+	}
+	if signingSecret(t, ns, "acts-signing-secret") == secretBefore {
+		t.Error("rotate-secret did not change the signing secret")
+	}
+	// Nothing had failed, so redeliver-failed sends nothing again.
+	if n := c.count(miraapi.EventReportCompleted); n != 1 {
+		t.Errorf("consumer got %d deliveries, want 1", n)
+	}
+}

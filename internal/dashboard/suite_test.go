@@ -392,3 +392,12 @@ func get(t *testing.T, u string) (int, string) {
 	}
 	return resp.StatusCode, string(b)
 }
+
+func signingSecret(t *testing.T, ns, name string) string {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+		t.Fatal(err)
+	}
+	return string(s.Data[miraapi.SigningSecretKey])
+}
