@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
@@ -238,5 +240,51 @@ func TestEndpointActions(t *testing.T) {
 	// Nothing had failed, so redeliver-failed sends nothing again.
 	if n := c.count(miraapi.EventReportCompleted); n != 1 {
 		t.Errorf("consumer got %d deliveries, want 1", n)
+	}
+}
+
+// TestNamespacedUserSeesTheirNamespace: a user who may list endpoints in
+// one namespace only gets that namespace, with a note saying why, and a
+// clear banner when the delivery log is out of their reach.
+func TestNamespacedUserSeesTheirNamespace(t *testing.T) {
+	ctx := context.Background()
+	ns, _, _ := deliveredOnce(t, "team-app", map[string]any{"report_id": "rpt_team"})
+	for _, obj := range []client.Object{
+		&rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "endpoint-reader"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{miraapi.GroupVersion.Group}, Resources: []string{"webhookendpoints"}, Verbs: []string{"get", "list"}}},
+		},
+		&rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "endpoint-reader"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "endpoint-reader"},
+			Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "team-" + ns}},
+		},
+	} {
+		if err := k8s.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := startDashboard(t, userKubeconfig(t, "team-"+ns), "-n", ns)
+	code, body := get(t, base+"/endpoints")
+	if code != http.StatusOK {
+		t.Fatalf("endpoints: %d\n%s", code, body)
+	}
+	text := html.UnescapeString(body)
+	for _, want := range []string{
+		`href="/endpoints/` + ns + `/team-app"`,
+		"You may not list WebhookEndpoints in every namespace",
+		"showing namespace " + ns,
+		// No right to the receiver's token: the log is out of reach, said plainly.
+		"The delivery log could not be read",
+		`secrets "mira-integrations" is forbidden`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("endpoints page lacks %q", want)
+		}
+	}
+	// Another namespace is refused with the API server's message.
+	code, body = get(t, base+"/endpoints/"+intNS+"/nothing")
+	if code != http.StatusForbidden || !strings.Contains(html.UnescapeString(body), `cannot get resource "webhookendpoints"`) {
+		t.Errorf("other namespace: %d\n%s", code, body)
 	}
 }

@@ -101,9 +101,33 @@ func run(m *testing.M) int {
 	return code
 }
 
-var tmpDir string
+var (
+	tmpDir string
+	// testEnv adds users for RBAC cases.
+	testEnv *envtest.Environment
+)
+
+// userKubeconfig provisions a user with no rights beyond what the test
+// binds to it and writes its kubeconfig.
+func userKubeconfig(t *testing.T, name string) string {
+	t.Helper()
+	u, err := testEnv.AddUser(envtest.User{Name: name}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := u.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name+".kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 func setup(ctx context.Context, env *envtest.Environment, cfg *rest.Config) error {
+	testEnv = env
 	mopts := manager.Options{MetricsAddr: "0", ProbeAddr: "0", AllowInsecureURLs: true, MaxConcurrentRecon: 2, SyncPeriod: time.Hour}
 	mgr, err := manager.New(cfg, mopts)
 	if err != nil {

@@ -11,6 +11,14 @@
       b.textContent = b.textContent + "…";
     }
   });
+  // Back from the history cache: the buttons are no longer busy.
+  window.addEventListener("pageshow", function (e) {
+    if (!e.persisted) return;
+    document.querySelectorAll("button[aria-busy=true]").forEach(function (b) {
+      b.removeAttribute("aria-busy");
+      b.textContent = b.textContent.replace(/…$/, "");
+    });
+  });
   if (!(secs > 0) || !window.fetch || !window.DOMParser) return;
   var busy = false;
   function refresh() {
