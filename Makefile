@@ -43,7 +43,7 @@ vet: ## Run go vet.
 	$(GO) vet ./...
 
 .PHONY: test
-test: envtest-bins render-tools ## Run unit and envtest (real kube-apiserver + etcd) tests, fuzz seed corpora included.
+test: envtest-bins render-tools chromium ## Run unit and envtest (real kube-apiserver + etcd) tests, fuzz seed corpora included.
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
@@ -111,6 +111,10 @@ $(BIN)/helm:
 
 $(BIN)/kustomize:
 	hack/build-render-tools.sh kustomize $@
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium package (apt-get) when missing, for the dashboard's browser test.
+	hack/install-chromium.sh
 
 $(BIN)/nats-server:
 	hack/build-nats-server.sh $@

@@ -82,6 +82,7 @@ func subcommands() []subcommand {
 		{"enable", "<endpoint>", "re-enable an endpoint the receiver disabled", enableCmd},
 		{"report", "<id>", "show a coaching report", reportCmd},
 		{"rescore", "<meeting id>", "score again a meeting that failed for a Mira-side reason, once fixed", rescoreCmd},
+		{"dashboard", "[--port N] [--address 127.0.0.1] [--no-browser]", "serve the Webhooks dashboard and open it in a browser", dashboardCmd},
 	}
 }
 

@@ -1,0 +1,290 @@
+package dashboard_test
+
+import (
+	"context"
+	"html"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+)
+
+// TestPagesShowTheDeliveryLog follows the pages as a user does: the
+// endpoints list, the endpoint with its filtered log, and the delivery with
+// its response, escaped payload and masked signatures.
+func TestPagesShowTheDeliveryLog(t *testing.T) {
+	evil := `<script>alert("x")</script>`
+	ns, _, rec := deliveredOnce(t, "crm", map[string]any{"report_id": "rpt_pages", "meeting_id": "mtg_1", "user_id": evil})
+	base := startDashboard(t, adminKubeconfig)
+	epPath := "/endpoints/" + ns + "/crm"
+
+	code, body := get(t, base+"/endpoints")
+	if code != http.StatusOK {
+		t.Fatalf("endpoints: %d\n%s", code, body)
+	}
+	for _, want := range []string{`href="` + epPath + `"`, ">crm<", ">Ready<", ">204<", ">100%<"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("endpoints page lacks %q", want)
+		}
+	}
+
+	code, body = get(t, base+epPath)
+	if code != http.StatusOK {
+		t.Fatalf("endpoint: %d\n%s", code, body)
+	}
+	link := `href="/deliveries/` + rec.ID + `"`
+	for _, want := range []string{link, "report.completed", ">Delivered<", "Deliveries, last 24 hours", "<svg", "Max attempts"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("endpoint page lacks %q", want)
+		}
+	}
+	// Filters reach the log: nothing is dead, nothing is meeting.failed.
+	for q, want := range map[string]bool{"outcome=delivered": true, "outcome=dead": false, "event=meeting.failed": false, "event=report.completed": true, "since=1h": true} {
+		code, body = get(t, base+epPath+"?"+q)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d", q, code)
+		}
+		if got := strings.Contains(body, link); got != want {
+			t.Errorf("?%s: delivery listed = %v, want %v", q, got, want)
+		}
+	}
+	if code, _ = get(t, base+epPath+"?outcome=bogus"); code != http.StatusBadRequest {
+		t.Errorf("?outcome=bogus: %d, want 400", code)
+	}
+
+	code, body = get(t, base+"/deliveries/"+rec.ID)
+	if code != http.StatusOK {
+		t.Fatalf("delivery: %d\n%s", code, body)
+	}
+	for _, want := range []string{"HTTP 204", "rpt_pages", `id="redeliver"`, "X-Consumer", html.EscapeString("test <consumer>"), "characters hidden"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("delivery page lacks %q", want)
+		}
+	}
+	// The payload is escaped, never markup; signatures never appear.
+	if strings.Contains(body, evil) || strings.Contains(body, `<script>alert`) {
+		t.Error("the payload's markup reached the page unescaped")
+	}
+	if len(rec.Attempts) == 0 {
+		t.Fatal("no attempt in the record")
+	}
+	for k, v := range rec.Attempts[0].RequestHeaders {
+		if strings.Contains(strings.ToLower(k), "signature") {
+			sig := strings.TrimPrefix(v, "v1,")
+			if len(sig) < 16 || strings.Contains(body, sig) {
+				t.Errorf("header %s: the signature value is in the page (or too short to check: %q)", k, v)
+			}
+		}
+	}
+}
+
+// TestActionsNeedTheFormTokenAndSameOrigin: the CSRF guard refuses a missing
+// token, a foreign Origin and a foreign Host; the right form sends a test
+// event through the operator.
+func TestActionsNeedTheFormTokenAndSameOrigin(t *testing.T) {
+	ns, c, _ := deliveredOnce(t, "app", map[string]any{"report_id": "rpt_csrf"})
+	base := startDashboard(t, adminKubeconfig)
+	_, page := get(t, base+"/endpoints/"+ns+"/app")
+	token := formToken(t, page)
+	form := url.Values{"namespace": {ns}, "endpoint": {"app"}, "return": {"/endpoints/" + ns + "/app"}}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(f url.Values, mod func(*http.Request)) int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/actions/test", strings.NewReader(f.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if mod != nil {
+			mod(req)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(form, nil); got != http.StatusForbidden {
+		t.Errorf("without token: %d, want 403", got)
+	}
+	withToken := url.Values{"csrf": {token}}
+	for k, v := range form {
+		withToken[k] = v
+	}
+	if got := post(withToken, func(r *http.Request) { r.Header.Set("Origin", "http://evil.example") }); got != http.StatusForbidden {
+		t.Errorf("foreign Origin: %d, want 403", got)
+	}
+	if got := post(withToken, func(r *http.Request) { r.Header.Set("Sec-Fetch-Site", "cross-site") }); got != http.StatusForbidden {
+		t.Errorf("cross-site fetch: %d, want 403", got)
+	}
+	if got := post(withToken, func(r *http.Request) { r.Host = "rebound.example:80" }); got != http.StatusMisdirectedRequest {
+		t.Errorf("foreign Host: %d, want 421", got)
+	}
+	if n := c.count(miraapi.EventWebhookTest); n != 0 {
+		t.Fatalf("a refused request sent %d test events", n)
+	}
+	if got := post(withToken, func(r *http.Request) { r.Header.Set("Origin", base) }); got != http.StatusSeeOther {
+		t.Fatalf("same-origin form: %d, want 303", got)
+	}
+	eventually(t, "the test event reaches the consumer", func() error {
+		if c.count(miraapi.EventWebhookTest) != 1 {
+			return errNotYet
+		}
+		return nil
+	})
+	w := &miraapi.WebhookEndpoint{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "app"}, w); err != nil {
+		t.Fatal(err)
+	}
+	if w.Annotations[miraapi.TestAnnotation] == "" {
+		t.Error("the action did not go through the test annotation")
+	}
+}
+
+// TestRefusedActionShowsTheAPIServersMessage: a user who may read but not
+// patch endpoints sees the pages, and the API server's Forbidden message
+// when acting.
+func TestRefusedActionShowsTheAPIServersMessage(t *testing.T) {
+	ns, c, rec := deliveredOnce(t, "ro", map[string]any{"report_id": "rpt_ro"})
+	base := startDashboard(t, viewerKubeconfig)
+	code, page := get(t, base+"/deliveries/"+rec.ID)
+	if code != http.StatusOK || !strings.Contains(page, "HTTP 204") {
+		t.Fatalf("viewer's delivery page: %d", code)
+	}
+	form := url.Values{"csrf": {formToken(t, page)}, "namespace": {ns}, "endpoint": {"ro"}, "id": {rec.ID}}
+	resp, err := http.PostForm(base+"/actions/redeliver", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, resp)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("redeliver as viewer: %d, want 403\n%s", resp.StatusCode, body)
+	}
+	msg := html.UnescapeString(body)
+	for _, want := range []string{`User "viewer" cannot patch resource "webhookendpoints"`, "in the namespace \"" + ns + "\""} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the refusal lacks %q:\n%s", want, msg)
+		}
+	}
+	if n := c.count(miraapi.EventReportCompleted); n != 1 {
+		t.Errorf("consumer got %d deliveries, want the first one only", n)
+	}
+}
+
+// TestReportsPageListsAnnouncedReports: without a listing in the receiver
+// API, the reports page lists the reports that deliveries announced.
+func TestReportsPageListsAnnouncedReports(t *testing.T) {
+	ns, _, rec := deliveredOnce(t, "reports", map[string]any{"report_id": "rpt_0123456789abcdef01234567", "meeting_id": "mtg_r", "user_id": "usr_r"})
+	base := startDashboard(t, adminKubeconfig)
+	code, body := get(t, base+"/reports?namespace="+ns)
+	if code != http.StatusOK {
+		t.Fatalf("reports: %d\n%s", code, body)
+	}
+	for _, want := range []string{`href="/reports/rpt_0123456789abcdef01234567"`, "mtg_r", "usr_r", `href="/deliveries/` + rec.ID + `"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("reports page lacks %q", want)
+		}
+	}
+	// The lookup form redirects to the report's page.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(base + "/reports?id=rpt_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/reports/rpt_x" {
+		t.Errorf("lookup: %d %q", resp.StatusCode, loc)
+	}
+}
+
+// TestEndpointActions posts the endpoint page's forms: each goes through
+// the operator, and the page it returns to shows the operator's Event.
+func TestEndpointActions(t *testing.T) {
+	ns, c, _ := deliveredOnce(t, "acts", map[string]any{"report_id": "rpt_acts"})
+	base := startDashboard(t, adminKubeconfig)
+	self := "/endpoints/" + ns + "/acts"
+	_, page := get(t, base+self)
+	token := formToken(t, page)
+	secretBefore := signingSecret(t, ns, "acts-signing-secret")
+	for _, a := range []struct {
+		kind   string
+		extra  url.Values
+		notice string
+	}{
+		{"rotate-secret", nil, "SecretRotated"},
+		{"redeliver-failed", url.Values{"since": {"1h"}}, "Redelivered"},
+		{"enable", nil, "platform.mira.io/enable="},
+	} {
+		form := url.Values{"csrf": {token}, "namespace": {ns}, "endpoint": {"acts"}, "return": {self}}
+		for k, v := range a.extra {
+			form[k] = v
+		}
+		resp, err := http.PostForm(base+"/actions/"+a.kind, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp)
+		if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != self {
+			t.Fatalf("%s: %d at %s\n%s", a.kind, resp.StatusCode, resp.Request.URL, body)
+		}
+		if !strings.Contains(html.UnescapeString(body), a.notice) {
+			t.Errorf("%s: the page does not show %q", a.kind, a.notice)
+		}
+	}
+	if signingSecret(t, ns, "acts-signing-secret") == secretBefore {
+		t.Error("rotate-secret did not change the signing secret")
+	}
+	// Nothing had failed, so redeliver-failed sends nothing again.
+	if n := c.count(miraapi.EventReportCompleted); n != 1 {
+		t.Errorf("consumer got %d deliveries, want 1", n)
+	}
+}
+
+// TestNamespacedUserSeesTheirNamespace: a user who may list endpoints in
+// one namespace only gets that namespace, with a note saying why, and a
+// clear banner when the delivery log is out of their reach.
+func TestNamespacedUserSeesTheirNamespace(t *testing.T) {
+	ctx := context.Background()
+	ns, _, _ := deliveredOnce(t, "team-app", map[string]any{"report_id": "rpt_team"})
+	for _, obj := range []client.Object{
+		&rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "endpoint-reader"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{miraapi.GroupVersion.Group}, Resources: []string{"webhookendpoints"}, Verbs: []string{"get", "list"}}},
+		},
+		&rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "endpoint-reader"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "endpoint-reader"},
+			Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "team-" + ns}},
+		},
+	} {
+		if err := k8s.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := startDashboard(t, userKubeconfig(t, "team-"+ns), "-n", ns)
+	code, body := get(t, base+"/endpoints")
+	if code != http.StatusOK {
+		t.Fatalf("endpoints: %d\n%s", code, body)
+	}
+	text := html.UnescapeString(body)
+	for _, want := range []string{
+		`href="/endpoints/` + ns + `/team-app"`,
+		"You may not list WebhookEndpoints in every namespace",
+		"showing namespace " + ns,
+		// No right to the receiver's token: the log is out of reach, said plainly.
+		"The delivery log could not be read",
+		`secrets "mira-integrations" is forbidden`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("endpoints page lacks %q", want)
+		}
+	}
+	// Another namespace is refused with the API server's message.
+	code, body = get(t, base+"/endpoints/"+intNS+"/nothing")
+	if code != http.StatusForbidden || !strings.Contains(html.UnescapeString(body), `cannot get resource "webhookendpoints"`) {
+		t.Errorf("other namespace: %d\n%s", code, body)
+	}
+}
