@@ -460,7 +460,7 @@ func (w *Writer) write(ctx context.Context, uid types.UID, s *stats) error {
 
 	now := metav1.NewTime(w.now())
 	degraded := metav1.Condition{Type: miraapi.DegradedCondition, Status: metav1.ConditionFalse, Reason: miraapi.DeliveriesHealthyReason,
-		Message: "deliveries succeed", ObservedGeneration: obj.Generation, LastTransitionTime: now}
+		Message: fmt.Sprintf("fewer than %d consecutive failed attempts", miraapi.DegradedAfterFailures), ObservedGeneration: obj.Generation, LastTransitionTime: now}
 	if s.degraded() {
 		degraded.Status, degraded.Reason = metav1.ConditionTrue, miraapi.DeliveriesFailingReason
 		degraded.Message = fmt.Sprintf("%d consecutive failed attempts since %s; the endpoint is disabled after %s of continuous failure",
