@@ -1,6 +1,15 @@
 # Mira operator. `make help` lists the targets.
 
-IMG ?= ghcr.io/mira/mira-operator:dev
+# The build's version, commit and date, stamped into the binary with
+# -ldflags (internal/version) by `make build`, `make release` and the
+# Dockerfile. `make release VERSION=v1.2.3` overrides VERSION.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/mira/mira-operator/internal/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(DATE)
+IMAGE_REPO ?= ghcr.io/mira/mira-operator
+IMG ?= $(IMAGE_REPO):$(VERSION)
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 BIN := $(CURDIR)/bin
 GO ?= go
@@ -62,7 +71,7 @@ build: $(BIN)/mira-operator ## Build the mira-operator binary into bin/.
 
 .PHONY: $(BIN)/mira-operator
 $(BIN)/mira-operator:
-	$(GO) build -o $@ ./cmd/mira-operator
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/mira-operator
 	ln -sf mira-operator $(BIN)/kubectl-mira
 
 .PHONY: run
@@ -76,7 +85,7 @@ demo: ## Against a running `make run`: a signed Recall webhook becomes a scored 
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t $(IMG) .
 
 ##@ Deployment
 
