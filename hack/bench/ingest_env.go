@@ -136,7 +136,13 @@ func startIngestEnv(ctx context.Context) (e *ingestEnv, err error) {
 	}
 	rdone := make(chan error, 1)
 	go func() { rdone <- e.recv.Start(rctx) }()
-	e.stop = append(e.stop, func() { rcancel(); <-rdone; e.recv.Close() })
+	e.stop = append(e.stop, func() {
+		rcancel()
+		if err := <-rdone; err != nil {
+			fmt.Fprintln(os.Stderr, "bench: receiver stopped:", err)
+		}
+		e.recv.Close()
+	})
 	deadline := time.Now().Add(ingReadyDeadline)
 	for !e.recv.Ready() || e.recv.API.Integrations.Value(ctx, receiver.StripeWebhookSecretKey) == "" || !templateCached(ctx, e.recv) {
 		if time.Now().After(deadline) {
