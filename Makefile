@@ -12,6 +12,8 @@ IMAGE_REPO ?= ghcr.io/mira/mira-operator
 IMG ?= $(IMAGE_REPO):$(VERSION)
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+# Where make release's krew manifest points for the plugin tarballs.
+RELEASE_URL ?= https://github.com/mira/mira-operator/releases/download/$(VERSION)
 BIN := $(CURDIR)/bin
 GO ?= go
 KUBECTL ?= kubectl
@@ -33,6 +35,7 @@ manifests: $(BIN)/controller-gen ## Generate CRDs and RBAC from the API types an
 	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(BIN)/controller-gen rbac:roleName=mira-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	cp config/crd/bases/*.yaml charts/mira-operator/crds/
+	cp config/overlays/prometheus/prometheusrule.yaml charts/mira-operator/files/
 	$(GO) run ./hack/crd-docs
 
 .PHONY: generate
@@ -99,12 +102,18 @@ install: manifests ## Install the CRDs into the cluster of the current kubeconfi
 	$(KUBECTL) apply --server-side -k config/crd
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator into the cluster of the current kubeconfig.
-	$(KUBECTL) apply --server-side -k config/default
+deploy: manifests $(BIN)/kustomize ## Deploy the operator with image IMG into the cluster of the current kubeconfig.
+	hack/release.sh install $(IMG) | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: ## Remove the operator from the cluster of the current kubeconfig.
-	$(KUBECTL) delete --ignore-not-found -k config/default
+undeploy: $(BIN)/kustomize ## Remove the operator from the cluster of the current kubeconfig.
+	hack/release.sh install $(IMG) | $(KUBECTL) delete --ignore-not-found -f -
+
+##@ Release
+
+.PHONY: release
+release: render-tools ## Write dist/ for VERSION=vX.Y.Z: install.yaml, crds.yaml, the chart, kubectl-mira tarballs, the krew manifest, sha256sums.txt.
+	BIN=$(BIN) VERSION=$(VERSION) LDFLAGS="$(LDFLAGS)" IMAGE_REPO=$(IMAGE_REPO) RELEASE_URL=$(RELEASE_URL) hack/release.sh dist
 
 ##@ Tools (built from the Go module proxy into bin/, only when missing)
 
