@@ -7,7 +7,13 @@ COPY api/ api/
 COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY internal/ internal/
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/mira-operator ./cmd/mira-operator
+# Stamped like `make build` does (make docker-build passes these).
+ARG VERSION=dev
+ARG COMMIT=unknown
+ARG DATE=unknown
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
+    -ldflags="-s -w -X github.com/mira/mira-operator/internal/version.Version=${VERSION} -X github.com/mira/mira-operator/internal/version.Commit=${COMMIT} -X github.com/mira/mira-operator/internal/version.Date=${DATE}" \
+    -o /out/mira-operator ./cmd/mira-operator
 
 FROM gcr.io/distroless/static:nonroot
 COPY --from=build /out/mira-operator /mira-operator

@@ -1,7 +1,19 @@
 # Mira operator. `make help` lists the targets.
 
-IMG ?= ghcr.io/mira/mira-operator:dev
+# The build's version, commit and date, stamped into the binary with
+# -ldflags (internal/version) by `make build`, `make release` and the
+# Dockerfile. `make release VERSION=v1.2.3` overrides VERSION.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/mira/mira-operator/internal/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(DATE)
+IMAGE_REPO ?= ghcr.io/mira/mira-operator
+IMG ?= $(IMAGE_REPO):$(VERSION)
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
+# Where make release's krew manifest points for the plugin tarballs.
+RELEASE_URL ?= https://github.com/mira/mira-operator/releases/download/$(VERSION)
 BIN := $(CURDIR)/bin
 GO ?= go
 KUBECTL ?= kubectl
@@ -23,6 +35,7 @@ manifests: $(BIN)/controller-gen ## Generate CRDs and RBAC from the API types an
 	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(BIN)/controller-gen rbac:roleName=mira-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	cp config/crd/bases/*.yaml charts/mira-operator/crds/
+	cp config/overlays/prometheus/prometheusrule.yaml charts/mira-operator/files/
 	$(GO) run ./hack/crd-docs
 
 .PHONY: generate
@@ -42,10 +55,14 @@ fmt: ## Run gofmt.
 vet: ## Run go vet.
 	$(GO) vet ./...
 
+.PHONY: lint
+lint: $(BIN)/golangci-lint ## Run golangci-lint (.golangci.yml): govet, staticcheck, errcheck, gosec, revive, ...
+	$(BIN)/golangci-lint run ./...
+
 .PHONY: test
-test: envtest-bins render-tools chromium ## Run unit and envtest (real kube-apiserver + etcd) tests, fuzz seed corpora included.
+test: envtest-bins render-tools chromium $(BIN)/nats-server ## Run unit and envtest (real kube-apiserver + etcd) tests with the race detector, fuzz seed corpora included.
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 
 .PHONY: reliability
 reliability: envtest-bins $(BIN)/nats-server ## Run the fault-injection suite at full load (figures in docs/reliability.md).
@@ -62,7 +79,7 @@ build: $(BIN)/mira-operator ## Build the mira-operator binary into bin/.
 
 .PHONY: $(BIN)/mira-operator
 $(BIN)/mira-operator:
-	$(GO) build -o $@ ./cmd/mira-operator
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/mira-operator
 	ln -sf mira-operator $(BIN)/kubectl-mira
 
 .PHONY: run
@@ -76,7 +93,7 @@ demo: ## Against a running `make run`: a signed Recall webhook becomes a scored 
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t $(IMG) .
 
 ##@ Deployment
 
@@ -85,12 +102,18 @@ install: manifests ## Install the CRDs into the cluster of the current kubeconfi
 	$(KUBECTL) apply --server-side -k config/crd
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator into the cluster of the current kubeconfig.
-	$(KUBECTL) apply --server-side -k config/default
+deploy: manifests $(BIN)/kustomize ## Deploy the operator with image IMG into the cluster of the current kubeconfig.
+	hack/release.sh install $(IMG) | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: ## Remove the operator from the cluster of the current kubeconfig.
-	$(KUBECTL) delete --ignore-not-found -k config/default
+undeploy: $(BIN)/kustomize ## Remove the operator from the cluster of the current kubeconfig.
+	hack/release.sh install $(IMG) | $(KUBECTL) delete --ignore-not-found -f -
+
+##@ Release
+
+.PHONY: release
+release: render-tools ## Write dist/ for VERSION=vX.Y.Z: install.yaml, crds.yaml, the chart, kubectl-mira tarballs, the krew manifest, sha256sums.txt.
+	BIN=$(BIN) VERSION=$(VERSION) LDFLAGS="$(LDFLAGS)" IMAGE_REPO=$(IMAGE_REPO) RELEASE_URL=$(RELEASE_URL) hack/release.sh dist
 
 ##@ Tools (built from the Go module proxy into bin/, only when missing)
 
@@ -121,3 +144,7 @@ $(BIN)/nats-server:
 
 $(BIN)/controller-gen:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+# From the Go module proxy, pinned (a few minutes the first time).
+$(BIN)/golangci-lint:
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

@@ -10,7 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/pflag"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
 	"github.com/mira/mira-operator/internal/cli"
+	"github.com/mira/mira-operator/internal/delivery"
+	"github.com/mira/mira-operator/internal/version"
 )
 
 type command struct {
@@ -20,11 +25,35 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"manager", "run the controllers (WebhookEndpoint, ScoringTemplate)", runManager},
-		{"receiver", "run the data plane: inbound webhooks, events, signed deliveries, status", runReceiver},
+		{"manager", "run the controllers (WebhookEndpoint, ScoringTemplate)", withBuildInfo(runManager)},
+		{"receiver", "run the data plane: inbound webhooks, events, signed deliveries, status", withBuildInfo(runReceiver)},
 		{"listen", "a local consumer: verify, print and forward an endpoint's deliveries", cli.Listen},
 		{"kubectl", "the kubectl plugin (installed as kubectl-mira): deliveries, redeliver, test, rotate-secret", cli.Kubectl},
+		{"version", "print the version, commit and build date", versionCmd},
 	}
+}
+
+// withBuildInfo registers mira_build_info with the controller-runtime
+// metrics registry, which the manager and the receiver serve, before run.
+func withBuildInfo(run func(args []string) error) func(args []string) error {
+	return func(args []string) error {
+		if err := version.Register(crmetrics.Registry); err != nil {
+			return err
+		}
+		return run(args)
+	}
+}
+
+func versionCmd(args []string) error {
+	fs := pflag.NewFlagSet("version", pflag.ContinueOnError)
+	output := fs.StringP("output", "o", "", "output format: \"\" (text) or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *output != "" && *output != "json" {
+		return fmt.Errorf("-o %q: want json or nothing", *output)
+	}
+	return version.Print(os.Stdout, *output == "json")
 }
 
 func usage() {
@@ -41,6 +70,12 @@ func main() {
 	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-mira") {
 		args = append([]string{"kubectl"}, args...)
 	}
+	// `kubectl mira version` is the binary's own version command.
+	if len(args) > 1 && args[0] == "kubectl" && args[1] == "version" {
+		args = args[1:]
+	}
+	// The User-Agent of every delivery names the stamped version.
+	delivery.Version = version.Version
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage()
 		if len(args) == 0 {

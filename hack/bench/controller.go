@@ -236,7 +236,9 @@ func runControllerSuite(ctx context.Context) (Section, error) {
 	go func() { done <- mgr.Start(mctx) }()
 	defer func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "bench: manager stopped:", err)
+		}
 	}()
 	syncCtx, syncCancel := context.WithTimeout(ctx, time.Minute)
 	synced := mgr.GetCache().WaitForCacheSync(syncCtx)
@@ -372,10 +374,7 @@ func runScale(ctx context.Context, lcfg *rest.Config, load client.Client, counte
 		return r, err
 	}
 	deadline := time.Now().Add(passTimeout)
-	for {
-		if reconcileTotal()-pRec >= float64(len(secrets.Items)) && queueIdle() {
-			break
-		}
+	for reconcileTotal()-pRec < float64(len(secrets.Items)) || !queueIdle() {
 		if time.Now().After(deadline) {
 			return r, fmt.Errorf("resync pass: %v of %d reconciles after %s", reconcileTotal()-pRec, len(secrets.Items), passTimeout)
 		}

@@ -233,7 +233,7 @@ func receiverThroughput(ctx context.Context, d *deliveryEnv, uids []types.UID, n
 		if err != nil {
 			return throughput{}, err
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }() // read back only after StopCPUProfile flushed it
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return throughput{}, err
 		}

@@ -269,7 +269,13 @@ func startDeliveryEnv(ctx context.Context) (d *deliveryEnv, err error) {
 	}
 	rdone := make(chan error, 1)
 	go func() { rdone <- d.recv.Start(rctx) }()
-	d.stop = append(d.stop, func() { rcancel(); <-rdone; d.recv.Close() })
+	d.stop = append(d.stop, func() {
+		rcancel()
+		if err := <-rdone; err != nil {
+			fmt.Fprintln(os.Stderr, "bench: receiver stopped:", err)
+		}
+		d.recv.Close()
+	})
 	deadline := time.Now().Add(time.Minute)
 	for !d.recv.Ready() {
 		if time.Now().After(deadline) {

@@ -105,7 +105,10 @@ func rssChild(c rssChildConfig) (rssChildResult, error) {
 	defer func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench: receiver stopped:", err)
+			}
 		case <-time.After(15 * time.Second):
 		}
 		r.Close()

@@ -276,15 +276,19 @@ func openLoop(ctx context.Context, c *http.Client, url string, reqs []ingestReq,
 	return r
 }
 
-func profileRun(ctx context.Context, path string, f func()) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+func profileRun(ctx context.Context, path string, f func()) (err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
 	out, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	defer out.Close()
+	defer func() {
+		if cerr := out.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("write CPU profile %s: %w", path, cerr)
+		}
+	}()
 	if err := pprof.StartCPUProfile(out); err != nil {
 		return err
 	}

@@ -142,7 +142,13 @@ func startIngestEnv(ctx context.Context) (e *ingestEnv, err error) {
 	e.recv.Mount(in)
 	rdone := make(chan error, 1)
 	go func() { rdone <- e.recv.Start(rctx) }()
-	e.stop = append(e.stop, func() { rcancel(); <-rdone; e.recv.Close() })
+	e.stop = append(e.stop, func() {
+		rcancel()
+		if err := <-rdone; err != nil {
+			fmt.Fprintln(os.Stderr, "bench: receiver stopped:", err)
+		}
+		e.recv.Close()
+	})
 	deadline := time.Now().Add(ingReadyDeadline)
 	for !e.recv.Ready() || e.recv.Integrations.Value(ctx, integrations.StripeWebhookSecretKey) == "" || !templateCached(ctx, e.recv) {
 		if time.Now().After(deadline) {

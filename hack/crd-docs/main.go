@@ -47,7 +47,7 @@ func run(crdDir, out, ops string) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }()
 	bin, err := crddocs.BuildBinary(".", tmp)
 	if err != nil {
 		return err

@@ -46,7 +46,7 @@ func run() error {
 		noManage = flag.Bool("no-manager", false, "only run the control plane")
 	)
 	flag.Parse()
-	if err := os.MkdirAll(*devDir, 0o755); err != nil {
+	if err := os.MkdirAll(*devDir, 0o750); err != nil {
 		return err
 	}
 
@@ -115,7 +115,7 @@ Press Ctrl-C to stop everything this command started.
 	if err != nil {
 		return err
 	}
-	defer standIn.Close()
+	defer func() { _ = standIn.Close() }()
 	procs := []proc{
 		{name: "manager", args: []string{"manager", "--allow-insecure-urls", "--metrics-bind-address=127.0.0.1:18081", "--health-probe-bind-address=127.0.0.1:18082"}},
 		{name: "receiver", args: []string{"receiver", "--listen=" + receiverAddr, "--metrics-bind-address=127.0.0.1:18091",

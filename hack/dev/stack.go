@@ -169,7 +169,7 @@ func waitForSecret(ctx context.Context, c client.Client, ns, name string) error 
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("Secret %s/%s did not appear: %w", ns, name, err)
+			return fmt.Errorf("secret %s/%s did not appear: %w", ns, name, err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

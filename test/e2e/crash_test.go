@@ -45,7 +45,7 @@ func postEvent(url string, i int) (int, error) {
 		return 0, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode, nil
 }
 
@@ -90,7 +90,7 @@ func TestReceiverSurvivesSIGKILL(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode != 200 {
 				return fmt.Errorf("readyz %d", resp.StatusCode)
 			}

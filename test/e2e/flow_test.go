@@ -153,7 +153,7 @@ spec:
 		if err != nil {
 			return
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		r := bufio.NewReader(f)
 		for {
 			line, err := r.ReadBytes('\n')
@@ -202,7 +202,7 @@ spec:
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		var c struct {
 			ActionRequired bool `json:"ActionRequired"`
 		}
@@ -256,7 +256,7 @@ func httpOK(url string) error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != 200 {
 		return fmt.Errorf("%s: %d", url, resp.StatusCode)
 	}
@@ -274,6 +274,6 @@ func postWithHeaders(t *testing.T, url string, body []byte, h http.Header) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode
 }

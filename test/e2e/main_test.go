@@ -41,7 +41,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(workDir)
+	defer func() { _ = os.RemoveAll(workDir) }()
 
 	kubeconfig = filepath.Join(workDir, "kubeconfig")
 	if err := testenv.WriteAdminKubeconfig(env, "e2e-admin", kubeconfig); err != nil {

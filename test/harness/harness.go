@@ -61,7 +61,7 @@ func Start(t *testing.T, logDir string, env []string, name, bin string, args ...
 		t.Fatal(err)
 	}
 	p := &Process{Name: name, Cmd: cmd, Done: make(chan struct{}), Log: logPath, StopTimeout: 30 * time.Second}
-	go func() { _ = cmd.Wait(); f.Close(); close(p.Done) }()
+	go func() { _ = cmd.Wait(); _ = f.Close(); close(p.Done) }()
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
@@ -112,7 +112,7 @@ func FreePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
 

@@ -32,6 +32,8 @@ var (
 	root     = testenv.RepoRoot()
 	k8s      client.Client
 	warnings = &warningRecorder{}
+	// kubeconfig is an admin kubeconfig of the test API server, for kubectl.
+	kubeconfig string
 )
 
 func TestMain(m *testing.M) {
@@ -51,6 +53,17 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
+	dir, err := os.MkdirTemp("", "mira-manifests-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := testenv.WriteAdminKubeconfig(env, "manifests-admin", kubeconfig); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	// Collect the API server's warnings (Pod Security among them) per call.
 	cfg.WarningHandlerWithContext = warnings
 	scheme := runtime.NewScheme()
@@ -187,33 +200,47 @@ func (w *warningRecorder) take() []string {
 // objects are well-formed, not the real CRD's schema of spec.
 func installServiceMonitorCRD(t *testing.T) {
 	t.Helper()
+	installStandInCRD(t, "servicemonitors", "ServiceMonitor", "selector", "endpoints")
+}
+
+// installPrometheusRuleCRD is the same stand-in for PrometheusRule.
+func installPrometheusRuleCRD(t *testing.T) {
+	t.Helper()
+	installStandInCRD(t, "prometheusrules", "PrometheusRule", "groups")
+}
+
+// installStandInCRD installs a monitoring.coreos.com/v1 CRD whose spec must
+// have the required fields and may have anything else, and waits until the
+// API server serves it.
+func installStandInCRD(t *testing.T, plural, kind string, required ...string) {
+	t.Helper()
 	ctx := context.Background()
 	preserve := true
 	crd := &apiextensionsv1.CustomResourceDefinition{}
-	crd.Name = "servicemonitors.monitoring.coreos.com"
+	crd.Name = plural + ".monitoring.coreos.com"
 	crd.Spec = apiextensionsv1.CustomResourceDefinitionSpec{
 		Group: "monitoring.coreos.com",
-		Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "servicemonitors", Singular: "servicemonitor", Kind: "ServiceMonitor", ListKind: "ServiceMonitorList"},
+		Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: plural, Singular: strings.ToLower(kind), Kind: kind, ListKind: kind + "List"},
 		Scope: apiextensionsv1.NamespaceScoped,
 		Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
 			Name: "v1", Served: true, Storage: true,
 			Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
 				Type: "object",
 				Properties: map[string]apiextensionsv1.JSONSchemaProps{
-					"spec": {Type: "object", Required: []string{"selector", "endpoints"}, XPreserveUnknownFields: &preserve},
+					"spec": {Type: "object", Required: required, XPreserveUnknownFields: &preserve},
 				},
 				Required: []string{"spec"},
 			}},
 		}},
 	}
 	if err := k8s.Create(ctx, crd); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("install the ServiceMonitor CRD stand-in: %v", err)
+		t.Fatalf("install the %s CRD stand-in: %v", kind, err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got := &apiextensionsv1.CustomResourceDefinition{}
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(crd), got); err != nil {
-			t.Fatalf("read the ServiceMonitor CRD: %v", err)
+			t.Fatalf("read the %s CRD: %v", kind, err)
 		}
 		for _, c := range got.Status.Conditions {
 			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
@@ -222,7 +249,7 @@ func installServiceMonitorCRD(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the ServiceMonitor CRD did not become Established in 30s")
+			t.Fatalf("the %s CRD did not become Established in 30s", kind)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

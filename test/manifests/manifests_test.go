@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -67,7 +68,7 @@ func TestKustomizeRendersAcceptedObjects(t *testing.T) {
 			"ServiceAccount/mira-receiver", "ClusterRole/mira-receiver", "ClusterRoleBinding/mira-receiver",
 		}},
 		{dir: "config/overlays/external-nats", want: []string{"Deployment/mira-receiver"}, not: []string{"PersistentVolumeClaim/mira-receiver-data"}},
-		{dir: "config/overlays/prometheus", want: []string{"ServiceMonitor/mira-manager", "ServiceMonitor/mira-receiver", "Service/mira-manager-metrics"}},
+		{dir: "config/overlays/prometheus", want: []string{"ServiceMonitor/mira-manager", "ServiceMonitor/mira-receiver", "Service/mira-manager-metrics", "PrometheusRule/mira"}},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			objs := kustomize(t, tc.dir)
@@ -84,6 +85,7 @@ func TestKustomizeRendersAcceptedObjects(t *testing.T) {
 			}
 			if strings.Contains(tc.dir, "prometheus") {
 				installServiceMonitorCRD(t)
+				installPrometheusRuleCRD(t)
 			}
 			dryRunApply(t, objs)
 		})
@@ -245,7 +247,7 @@ func TestHelmMatchesKustomize(t *testing.T) {
 	}{
 		{"config/default", []string{"createNamespace=true"}},
 		{"config/overlays/external-nats", []string{"createNamespace=true", "nats.url=nats://nats.nats.svc:4222", "receiver.replicas=3"}},
-		{"config/overlays/prometheus", []string{"createNamespace=true", "metrics.serviceMonitor.enabled=true"}},
+		{"config/overlays/prometheus", []string{"createNamespace=true", "metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			kz := kustomize(t, tc.dir)
@@ -265,7 +267,14 @@ func TestHelmMatchesKustomize(t *testing.T) {
 				}
 			}
 			if strings.Contains(tc.dir, "prometheus") {
+				// The chart's rules are the overlay's, key for key.
+				kr, _, _ := unstructured.NestedFieldNoCopy(find(t, kz, "PrometheusRule", "mira").Object, "spec")
+				hr, _, _ := unstructured.NestedFieldNoCopy(find(t, hm, "PrometheusRule", "mira").Object, "spec")
+				if !reflect.DeepEqual(kr, hr) {
+					t.Errorf("the chart's PrometheusRule spec differs from config/overlays/prometheus/prometheusrule.yaml: run make manifests")
+				}
 				installServiceMonitorCRD(t)
+				installPrometheusRuleCRD(t)
 			}
 			dryRunApply(t, hm)
 		})

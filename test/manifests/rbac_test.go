@@ -6,6 +6,11 @@ import (
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -159,6 +164,96 @@ func can(t *testing.T, sa string, a access) bool {
 	}}
 	if err := k8s.Create(context.Background(), sar); err != nil {
 		t.Fatalf("SubjectAccessReview %s for %s: %v", a, sa, err)
+	}
+	return sar.Status.Allowed
+}
+
+// The user-facing roles: mira-view and mira-edit carry the labels that
+// aggregate them into Kubernetes' view, edit and admin ClusterRoles, and,
+// bound to a user in a namespace, allow what their names say and no more.
+// (envtest runs no kube-controller-manager, so the aggregation itself is not
+// exercised here: the labels are checked, then the roles are bound directly.)
+func TestUserRolesAggregate(t *testing.T) {
+	ctx := context.Background()
+	objs := kustomize(t, "config/default")
+	ensureNamespace(t, objs)
+	aggregate := map[string][]string{
+		"mira-view": {"view", "edit", "admin"},
+		"mira-edit": {"edit", "admin"},
+	}
+	for _, rendered := range [][]*unstructured.Unstructured{objs, helmTemplate(t)} {
+		for name, into := range aggregate {
+			role := find(t, rendered, "ClusterRole", name)
+			for _, r := range into {
+				if role.GetLabels()["rbac.authorization.k8s.io/aggregate-to-"+r] != "true" {
+					t.Errorf("ClusterRole %s lacks the label rbac.authorization.k8s.io/aggregate-to-%s=true", name, r)
+				}
+			}
+		}
+	}
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" && aggregate[o.GetName()] != nil {
+			if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.DeepCopy()), client.FieldOwner("manifests-test"), client.ForceOwnership); err != nil {
+				t.Fatalf("create %s: %v", id(o), err)
+			}
+		}
+	}
+	// alice holds mira-view in team-a, bob holds mira-view and mira-edit
+	// there (edit includes view), as the aggregated roles would give them.
+	for _, b := range []struct{ user, role string }{{"alice", "mira-view"}, {"bob", "mira-view"}, {"bob", "mira-edit"}} {
+		rb := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: team, Name: b.user + "-" + b.role},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: b.role},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: b.user}},
+		}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: team}}
+		if err := k8s.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		if err := k8s.Create(ctx, rb); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("bind %s to %s: %v", b.user, b.role, err)
+		}
+	}
+	var viewer, editor []access
+	for _, res := range []string{"webhookendpoints", "scoringtemplates"} {
+		for _, v := range []string{"get", "list", "watch"} {
+			viewer = append(viewer, allow(v, mira, res, "", team))
+			editor = append(editor, allow(v, mira, res, "", team))
+		}
+		viewer = append(viewer, allow("get", mira, res, "status", team))
+		for _, v := range []string{"create", "update", "patch", "delete", "deletecollection"} {
+			viewer = append(viewer, deny(v, mira, res, "", team))
+			editor = append(editor, allow(v, mira, res, "", team))
+		}
+		// Status belongs to the controllers, not to users.
+		editor = append(editor, deny("patch", mira, res, "status", team), deny("update", mira, res, "status", team))
+		// A RoleBinding gives nothing outside its namespace.
+		viewer = append(viewer, deny("get", mira, res, "", "team-b"))
+		editor = append(editor, deny("create", mira, res, "", "team-b"))
+	}
+	viewer = append(viewer, deny("get", "", "secrets", "", team))
+	editor = append(editor, deny("get", "", "secrets", "", team), deny("update", mira, "webhookendpoints", "finalizers", team))
+	for user, table := range map[string][]access{"alice": viewer, "bob": editor} {
+		for _, a := range table {
+			if got := canUser(t, user, a); got != a.allowed {
+				t.Errorf("kubectl auth can-i %s --as=%s = %v, want %v", a, user, got, a.allowed)
+			}
+		}
+	}
+}
+
+// canUser asks the API server's authorizer whether the user may do a.
+func canUser(t *testing.T, user string, a access) bool {
+	t.Helper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:   user,
+		Groups: []string{"system:authenticated"},
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: a.namespace, Verb: a.verb, Group: a.group, Resource: a.resource, Subresource: a.subresource,
+		},
+	}}
+	if err := k8s.Create(context.Background(), sar); err != nil {
+		t.Fatalf("SubjectAccessReview %s for %s: %v", a, user, err)
 	}
 	return sar.Status.Allowed
 }

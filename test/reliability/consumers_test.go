@@ -64,12 +64,12 @@ func TestBadConsumers(t *testing.T) {
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetLinger(0)
 			}
-			c.Close()
+			_ = c.Close()
 		},
 		// The status line one byte every 200 ms: slower than the timeout.
 		"trickle": func(w http.ResponseWriter, _ *http.Request) {
 			c := hijack(w)
-			defer c.Close()
+			defer func() { _ = c.Close() }()
 			for _, b := range []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") {
 				if _, err := c.Write([]byte{b}); err != nil {
 					return

@@ -91,7 +91,7 @@ func deliveries(recvURL, ns, name string) ([]datav1.Delivery, error) {
 		}
 		var page datav1.DeliveryPage
 		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			return nil, fmt.Errorf("GET deliveries of %s/%s: %d", ns, name, resp.StatusCode)
 		}
@@ -115,7 +115,7 @@ func postTyped(recvURL, id, event string, data map[string]string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode, nil
 }
 

@@ -31,7 +31,7 @@ const apiToken = "reliability-api-token-9f3c1d2e7a"
 
 var (
 	secretsMu sync.Mutex
-	// secrets are every secret value the suite created; zz_secrets_test.go
+	// secrets are every secret value the suite created; secrets_test.go
 	// checks that none of them shows in logs, Events or status.
 	secrets = []string{apiToken}
 )
@@ -144,7 +144,7 @@ func waitReady(t *testing.T, url string, p *harness.Process) {
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != 200 {
 			return fmt.Errorf("readyz %d", resp.StatusCode)
 		}
@@ -174,7 +174,7 @@ func postEvent(url string, i int, pad int) (int, error) {
 		return 0, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode, nil
 }
 
@@ -241,10 +241,10 @@ func report(t *testing.T, scenario string, fields map[string]any) {
 	b, _ := json.Marshal(fields)
 	t.Logf("RESULT %s", b)
 	if path := os.Getenv("MIRA_RELIABILITY_REPORT"); path != "" {
-		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 		if err == nil {
 			_, _ = f.Write(append(b, '\n'))
-			f.Close()
+			_ = f.Close()
 		}
 	}
 }

@@ -92,7 +92,7 @@ func TestInboundFloods(t *testing.T) {
 		if err != nil {
 			return answer{}, err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, _ := io.ReadAll(resp.Body)
 		var out struct {
 			Status string `json:"status"`
@@ -229,9 +229,23 @@ func TestInboundFloods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Settle: a duplicate meeting.failed would be on its way by now; give it
-	// a few seconds to show (a bound on what we wait for, not a sync point).
-	time.Sleep(3 * time.Second)
+	// A positive marker instead of a settling sleep: one more distinct
+	// bot.fatal, sent after the flood, takes the same path (inbound store,
+	// pipeline, fan-out, delivery) as the flooded one. Once its
+	// meeting.failed has arrived, a duplicate of the flooded webhook would
+	// have gone through that path too.
+	markerBot := "bot-flood-marker-" + runID
+	marker := recalltest.BotFatalPayload(markerBot, "bot_kicked_from_call", map[string]string{"user_id": "usr_flood"}, now)
+	a, err := do(request{"recall-marker", "/webhooks/recall", marker, recalltest.SignedHeaders(recallSecret, "msg_marker_"+runID, now, marker)})
+	if err != nil || a.code != 200 || a.status != "stored" {
+		t.Fatalf("marker webhook: %+v %v, want 200 stored", a, err)
+	}
+	eventually(t, "the marker's meeting.failed delivered", 2*time.Minute, func() error {
+		if d := consumer.Distinct(); d < 2 {
+			return fmt.Errorf("%d distinct deliveries", d)
+		}
+		return nil
+	})
 	p.Stop()
 
 	// What the inbound stream really holds, read from the stopped
@@ -265,11 +279,12 @@ func TestInboundFloods(t *testing.T) {
 		"consumer_delivered": consumer.Distinct(), "consumer_duplicates": consumer.Duplicates(),
 		"consumer_bad_signatures": consumer.BadSignatures(), "pipeline": pipeline, "requests": requests,
 	})
-	if info.State.Msgs != uint64(len(valid)) {
-		t.Errorf("the inbound stream holds %d messages, want %d (one per distinct webhook)", info.State.Msgs, len(valid))
+	// The three flooded webhooks and the marker.
+	if info.State.Msgs != uint64(len(valid)+1) {
+		t.Errorf("the inbound stream holds %d messages, want %d (one per distinct webhook, and the marker)", info.State.Msgs, len(valid)+1)
 	}
-	if consumer.Total() != 1 || consumer.Distinct() != 1 {
-		t.Errorf("the consumer got %d deliveries (%d distinct), want exactly one meeting.failed", consumer.Total(), consumer.Distinct())
+	if consumer.Total() != 2 || consumer.Distinct() != 2 {
+		t.Errorf("the consumer got %d deliveries (%d distinct), want exactly two meeting.failed: the flooded bot's and the marker's", consumer.Total(), consumer.Distinct())
 	}
 	if consumer.BadSignatures() != 0 {
 		t.Errorf("%d bad signatures at the consumer", consumer.BadSignatures())
@@ -283,7 +298,7 @@ func scrape(url, family string) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)

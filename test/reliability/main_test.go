@@ -62,7 +62,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(workDir)
+	defer func() { _ = os.RemoveAll(workDir) }()
 	// A fixed certificate directory keeps the API server's serving
 	// certificate and port across the stop/start of the outage scenario, so
 	// the processes' kubeconfig stays valid.
