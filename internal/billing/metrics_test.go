@@ -27,12 +27,12 @@ func TestMetrics(t *testing.T) {
 		{"evt_P3", "charge.refunded", 300, `{"id":"ch_P","object":"charge"}`},                                  // ignored, other
 		{"evt_P4", "customer.subscription.updated", 300, subObj("sub_P", "", "active", "price_Pro", 1, false)}, // invalid
 	} {
-		p.Apply(ctx, event(t, ev.id, ev.typ, ev.created, ev.obj))
+		_, _ = p.Apply(ctx, event(t, ev.id, ev.typ, ev.created, ev.obj))
 	}
 	// A redelivered stale event is stale again (stale events are not
 	// recorded); a redelivered applied one is a duplicate.
-	p.Apply(ctx, event(t, "evt_P1", "invoice.payment_failed", 300, invObj("in_P", "cus_P", "open", 2900, 0, 1, "1741359800")))
-	p.Apply(ctx, event(t, "evt_P0", "invoice.payment_failed", 400, invObj("in_P", "cus_P", "open", 2900, 0, 2, "null")))
+	_, _ = p.Apply(ctx, event(t, "evt_P1", "invoice.payment_failed", 300, invObj("in_P", "cus_P", "open", 2900, 0, 1, "1741359800")))
+	_, _ = p.Apply(ctx, event(t, "evt_P0", "invoice.payment_failed", 400, invObj("in_P", "cus_P", "open", 2900, 0, 2, "null")))
 
 	families, err := reg.Gather()
 	if err != nil {

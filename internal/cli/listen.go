@@ -344,7 +344,7 @@ func (l *Listener) relay(w http.ResponseWriter, r *http.Request, body []byte) (i
 		http.Error(w, "forward: the local app did not answer", http.StatusBadGateway)
 		return http.StatusBadGateway, fmt.Errorf("forward: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, l.opts.MaxBodyBytes))
 	if err != nil {
 		http.Error(w, "forward: read the local app's answer", http.StatusBadGateway)

@@ -29,7 +29,7 @@ const LocalURLAnnotation = "platform.mira.io/local-url"
 // APITokenHeader carries the API token on requests through the API server's
 // Service proxy: the API server consumes and removes the Authorization
 // header after authenticating the caller, so it never reaches the receiver.
-const APITokenHeader = "X-Mira-Api-Token"
+const APITokenHeader = "X-Mira-Api-Token" //nolint:gosec // G101: a header name, not a credential
 
 // apiTokenKey is the key of the API token in the integrations Secret.
 const apiTokenKey = "api-token"
@@ -168,7 +168,7 @@ func (r *receiverAPI) get(ctx context.Context, path string, out any) error {
 		}
 		return fmt.Errorf("reach the receiver through %s: %w", r.via, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIAnswer))
 	if err != nil {
 		return fmt.Errorf("read the receiver's answer: %w", err)

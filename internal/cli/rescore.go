@@ -63,7 +63,7 @@ func (r *receiverAPI) post(ctx context.Context, path string, out any) error {
 		}
 		return fmt.Errorf("reach the receiver through %s: %w", r.via, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIAnswer))
 	if err != nil {
 		return fmt.Errorf("read the receiver's answer: %w", err)

@@ -37,7 +37,7 @@ func (s staticSecret) describe() string                       { return "--secret
 type fileSecrets string
 
 func (f fileSecrets) load(context.Context) ([]string, error) {
-	b, err := os.ReadFile(string(f))
+	b, err := os.ReadFile(string(f)) //nolint:gosec // G703: a file the user named with a flag
 	if err != nil {
 		return nil, fmt.Errorf("read secret file: %w", err)
 	}

@@ -104,7 +104,7 @@ func TestActionsNeedTheFormTokenAndSameOrigin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	if got := post(form, nil); got != http.StatusForbidden {
@@ -194,7 +194,7 @@ func TestReportsPageListsAnnouncedReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/reports/rpt_x" {
 		t.Errorf("lookup: %d %q", resp.StatusCode, loc)
 	}

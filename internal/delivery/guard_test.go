@@ -185,7 +185,7 @@ func TestGuardRefusesLocalhostAtDialTime(t *testing.T) {
 	d := &net.Dialer{Timeout: 5 * time.Second, Control: (&Guard{}).Control}
 	conn, err := d.DialContext(context.Background(), "tcp", net.JoinHostPort("localhost", port))
 	if err == nil {
-		conn.Close()
+		_ = conn.Close()
 		t.Fatal("dial to localhost succeeded through the default guard")
 	}
 	var be *BlockedError
@@ -198,7 +198,7 @@ func TestGuardRefusesLocalhostAtDialTime(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial with 127.0.0.0/8 allowed: %v", err)
 	}
-	conn.Close()
+	_ = conn.Close()
 }
 
 func TestGuardValidate(t *testing.T) {

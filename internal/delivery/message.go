@@ -169,14 +169,14 @@ func NewRequest(ctx context.Context, target string, m Message, attemptTime time.
 	return req, nil
 }
 
-// checkToken accepts 1..max printable ASCII characters without spaces, so
+// checkToken accepts 1..maxLen printable ASCII characters without spaces, so
 // that the value is safe in a header and unambiguous in a log line.
-func checkToken(what, v string, max int) error {
+func checkToken(what, v string, maxLen int) error {
 	if v == "" {
 		return fmt.Errorf("%s is empty", what)
 	}
-	if len(v) > max {
-		return fmt.Errorf("%s is longer than %d bytes", what, max)
+	if len(v) > maxLen {
+		return fmt.Errorf("%s is longer than %d bytes", what, maxLen)
 	}
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c <= ' ' || c >= 0x7f {

@@ -218,7 +218,7 @@ func (s *Sender) send(ctx context.Context, req *http.Request, timeout time.Durat
 		}
 		return Result{Outcome: OutcomeRetry, Err: fmt.Errorf("POST %s: %w", where, err)}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	// Read at most maxBytes; drain at most as much again so a small
 	// remainder keeps the connection reusable, then close whatever is left.
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, s.maxBytes))

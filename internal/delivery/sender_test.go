@@ -294,7 +294,7 @@ func TestSendOutcomes(t *testing.T) {
 
 func TestSendTimeout(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body) // lets the server notice the client going away
+		_, _ = io.Copy(io.Discard, r.Body) // lets the server notice the client going away
 		<-r.Context().Done()
 	}))
 	t.Cleanup(srv.Close)
@@ -314,7 +314,7 @@ func TestSendTimeout(t *testing.T) {
 func TestSendHugeResponseIsReadBounded(t *testing.T) {
 	const total = 10 << 20
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusOK)
 		chunk := bytes.Repeat([]byte("a"), 32<<10)
 		for written := 0; written < total; written += len(chunk) {
@@ -343,16 +343,16 @@ func TestSendHugeResponseIsReadBounded(t *testing.T) {
 
 func TestSendConnectionReset(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			http.Error(w, err.Error(), 500)
 			return
 		}
 		if tc, ok := conn.(*net.TCPConn); ok {
-			tc.SetLinger(0) // close with RST
+			_ = tc.SetLinger(0) // close with RST
 		}
-		conn.Close()
+		_ = conn.Close()
 	}))
 	t.Cleanup(srv.Close)
 	s := newLoopbackSender(t, SenderOptions{})
@@ -521,7 +521,7 @@ func TestNewSenderRejects(t *testing.T) {
 		{"negative excerpt", SenderOptions{MaxResponseBytes: -1}},
 		{"excerpt above bound", SenderOptions{MaxResponseBytes: MaxMaxResponseBytes + 1}},
 		{"negative idle pool", SenderOptions{MaxIdleConnsPerHost: -1}},
-		{"TLS 1.0", SenderOptions{TLS: &tls.Config{MinVersion: tls.VersionTLS10}}},
+		{"TLS 1.0", SenderOptions{TLS: &tls.Config{MinVersion: tls.VersionTLS10}}}, //nolint:gosec // G402: the case checks that it is refused
 		{"invalid allowed CIDR", SenderOptions{Guard: &Guard{AllowCIDRs: make([]netip.Prefix, 1)}}},
 	}
 	for _, tt := range tests {
@@ -563,7 +563,7 @@ func TestParseRetryAfter(t *testing.T) {
 func TestSendBoundsResponseHeaders(t *testing.T) {
 	long := strings.Repeat("v", 2*MaxResponseHeaderValueBytes)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		for i := range 40 {
 			w.Header().Set(fmt.Sprintf("X-H%02d", i), "x")
 		}

@@ -305,7 +305,7 @@ func (d *Dispatcher) observeBacklog(ctx context.Context) {
 			continue
 		}
 		age := 0.0
-		if info.NumPending+uint64(info.NumAckPending) > 0 {
+		if info.NumPending > 0 || info.NumAckPending > 0 {
 			msg, err := stream.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(fanout.Subject(uid)))
 			if err == nil {
 				age = max(0, now.Sub(msg.Time).Seconds())

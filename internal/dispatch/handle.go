@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -220,8 +221,8 @@ func (d *Dispatcher) finish(ctx context.Context, msg jetstream.Msg, e *endpoints
 		if a != nil {
 			o.Failed = rec.State != datav1.StateDelivered
 			o.Attempt = miraapi.DeliveryAttempt{
-				DeliveryID: rec.ID, Event: rec.EventType, Attempt: int32(a.Number), Time: metav1.NewTime(a.Time),
-				StatusCode: int32(a.StatusCode), DurationMilliseconds: a.DurationMillis, Outcome: a.Outcome,
+				DeliveryID: rec.ID, Event: rec.EventType, Attempt: clampInt32(a.Number), Time: metav1.NewTime(a.Time),
+				StatusCode: clampInt32(a.StatusCode), DurationMilliseconds: a.DurationMillis, Outcome: a.Outcome,
 				Error: truncate(a.Error, 500), Payload: rec.Body,
 			}
 		}
@@ -282,4 +283,10 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// clampInt32 converts attempt numbers and status codes (small by nature)
+// for the status fields, saturating instead of wrapping.
+func clampInt32(v int) int32 {
+	return int32(min(max(v, math.MinInt32), math.MaxInt32)) //nolint:gosec // G115: clamped on this line
 }

@@ -16,7 +16,7 @@ import (
 // With it, checkout.session.completed retrieves the subscription it names;
 // without it the customer's status is incomplete_pending_update until
 // customer.subscription.created or .updated arrives.
-const StripeAPIKeyKey = "stripe-api-key"
+const StripeAPIKeyKey = "stripe-api-key" //nolint:gosec // G101: the name of a Secret key, not a credential
 
 // handleStripe applies a stored (already verified) Stripe event to the
 // billing state. Applying is idempotent and out-of-order safe.

@@ -164,7 +164,7 @@ func serveStripeSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cus := "cus_" + strings.TrimPrefix(id, "sub_")
-	fmt.Fprintf(w, `{"id":%q,"object":"subscription","customer":%q,"status":"active","cancel_at_period_end":false,"current_period_end":1767225600,"items":{"object":"list","data":[{"id":"si_1","object":"subscription_item","price":{"id":"price_team","object":"price","currency":"usd","unit_amount":2900}}]}}`, id, cus)
+	fmt.Fprintf(w, `{"id":%q,"object":"subscription","customer":%q,"status":"active","cancel_at_period_end":false,"current_period_end":1767225600,"items":{"object":"list","data":[{"id":"si_1","object":"subscription_item","price":{"id":"price_team","object":"price","currency":"usd","unit_amount":2900}}]}}`, id, cus) //nolint:gosec // G705: a JSON stand-in of the Stripe API
 }
 
 // A checkout makes a complete customer record: with stripe-api-key the

@@ -167,7 +167,9 @@ func run(m *testing.M) int {
 
 	code := m.Run()
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, "receiver stopped:", err)
+	}
 	recv.Close()
 	return code
 }

@@ -15,7 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Keys of the integrations Secret.
+// Keys of the integrations Secret: names, not credentials.
+//
+//nolint:gosec // G101: these are the keys' names
 const (
 	APITokenKey            = "api-token"
 	RecallWebhookSecretKey = "recall-webhook-secret"
@@ -25,7 +27,7 @@ const (
 
 // APITokenHeader carries the API token when the Authorization header cannot
 // (requests through the Kubernetes API server's service proxy).
-const APITokenHeader = "X-Mira-Api-Token"
+const APITokenHeader = "X-Mira-Api-Token" //nolint:gosec // G101: a header name, not a credential
 
 // Secret reads the integrations Secret (through the informer cache, so a
 // change applies to the next request without a restart).

@@ -450,7 +450,8 @@ func (r *Receiver) Start(ctx context.Context) error {
 	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			// The run context has ended: shut down within a deadline of its own.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(sctx)
 		}()
@@ -497,18 +498,18 @@ func (r *Receiver) watchDepth(ctx context.Context) error {
 		} {
 			if cons, err := r.JetStream.Consumer(ctx, c.stream, c.name); err == nil {
 				if info, err := cons.Info(ctx); err == nil {
-					r.metrics.queueDepth.WithLabelValues(c.name).Set(float64(info.NumPending + uint64(info.NumAckPending)))
+					r.metrics.queueDepth.WithLabelValues(c.name).Set(float64(info.NumPending) + float64(info.NumAckPending))
 				}
 			}
 		}
 		// Deliveries: the sum over the per-endpoint consumers.
 		if stream, err := r.JetStream.Stream(ctx, queue.DeliveriesStream); err == nil {
-			var depth uint64
+			var depth float64
 			infos := stream.ListConsumers(ctx)
 			for info := range infos.Info() {
-				depth += info.NumPending + uint64(info.NumAckPending)
+				depth += float64(info.NumPending) + float64(info.NumAckPending)
 			}
-			r.metrics.queueDepth.WithLabelValues("dispatch").Set(float64(depth))
+			r.metrics.queueDepth.WithLabelValues("dispatch").Set(depth)
 		}
 		select {
 		case <-ctx.Done():

@@ -118,7 +118,9 @@ func run(m *testing.M) int {
 	recvURL = "http://" + recv.Addr()
 	code := m.Run()
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, "receiver stopped:", err)
+	}
 	recv.Close()
 	return code
 }
