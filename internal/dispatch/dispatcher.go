@@ -219,6 +219,12 @@ func (d *Dispatcher) startLane(ctx, work context.Context, uid types.UID, conc in
 // nothing waits in memory for a busy endpoint.
 func (d *Dispatcher) fetchLoop(ctx, work context.Context, uid types.UID, l *lane, wg *sync.WaitGroup) {
 	for {
+		// A stopped lane (deleted endpoint, changed concurrency, shutdown)
+		// returns at once: with free slots a cancelled Fetch fails at once
+		// too, and the loop would spin instead of ending.
+		if ctx.Err() != nil {
+			return
+		}
 		l.mu.Lock()
 		n := l.slots.take()
 		l.mu.Unlock()
