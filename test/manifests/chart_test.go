@@ -74,7 +74,7 @@ func chartOptions() []chartOption {
 					t.Error("PrometheusRule has no groups")
 				}
 				// Prometheus' templates pass through Helm untouched.
-				if !strings.Contains(fmt.Sprint(groups), "{{ $labels.endpoint }}") {
+				if !strings.Contains(fmt.Sprint(groups), "{{ $labels.namespace }}/{{ $labels.name }}") {
 					t.Error("the rules lost their {{ $labels }} templates")
 				}
 			}},
