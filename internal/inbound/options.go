@@ -64,7 +64,15 @@ type Options struct {
 }
 
 // BindFlags registers the options on fs with their defaults.
-func (o *Options) BindFlags(fs *pflag.FlagSet) {
+func (o *Options) BindFlags(into *pflag.FlagSet) {
+	// Every flag bound here belongs to the Inbound group of the help text.
+	fs := pflag.NewFlagSet("inbound", pflag.ContinueOnError)
+	defer func() {
+		fs.VisitAll(func(f *pflag.Flag) {
+			_ = fs.SetAnnotation(f.Name, FlagGroupAnnotation, []string{"Inbound"})
+		})
+		into.AddFlagSet(fs)
+	}()
 	fs.StringVar(&o.RecallAPIURL, "recall-api-url", DefaultRecallAPIURL,
 		"Recall.ai regional API base URL (https://us-west-2.recall.ai, https://us-east-1.recall.ai, https://eu-central-1.recall.ai, https://ap-northeast-1.recall.ai)")
 	fs.StringVar(&o.StripeAPIVersionPolicy, "stripe-api-version-policy", billing.APIVersionStrict,
@@ -82,13 +90,6 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.TranscriptPollInterval, "recall-transcript-poll-interval", 30*time.Second,
 		"first delay before a meeting waiting for its transcript asks Recall again (doubling up to 10 minutes), for accounts not subscribed to transcript.* webhooks")
 	fs.IntVar(&o.Workers, "inbound-workers", 8, "inbound messages (meetings, roleplays, Stripe events) processed in parallel")
-	fs.VisitAll(func(f *pflag.Flag) {
-		switch f.Name {
-		case "recall-api-url", "stripe-api-version-policy", "templates-namespace", "recall-max-retry-duration",
-			"recall-max-attempts", "inbound-workers":
-			_ = fs.SetAnnotation(f.Name, FlagGroupAnnotation, []string{"Inbound"})
-		}
-	})
 }
 
 // withDefaults fills zero fields and checks the rest.
