@@ -2,13 +2,9 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/spf13/pflag"
 )
@@ -47,37 +43,5 @@ func rescoreCmd(_ *pflag.FlagSet) func(context.Context, *globals, []string) erro
 
 // post POSTs an empty body to path and decodes the JSON answer.
 func (r *receiverAPI) post(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.base+path, nil)
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	for k, v := range r.header {
-		req.Header[k] = v
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("reach the receiver through %s: %w", r.via, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIAnswer))
-	if err != nil {
-		return fmt.Errorf("read the receiver's answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.Unmarshal(body, &e)
-		msg := e.Error
-		if msg == "" {
-			msg = strings.TrimSpace(string(body))
-		}
-		return fmt.Errorf("receiver answered %d through %s: %s", resp.StatusCode, r.via, msg)
-	}
-	return json.Unmarshal(body, out)
+	return r.do(ctx, http.MethodPost, path, out)
 }

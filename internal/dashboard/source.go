@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	"github.com/mira/mira-operator/internal/scoring"
 )
 
@@ -33,69 +34,25 @@ type Query struct {
 	Cursor string
 }
 
-// Page is one page of a delivery listing.
-type Page struct {
-	Items      []Delivery `json:"items"`
-	NextCursor string     `json:"next_cursor,omitempty"`
-}
+// The delivery log's records are the types clients read, from
+// api/data/v1alpha1 (no server code comes with them).
+type (
+	// Page is one page of a delivery listing.
+	Page = datav1.DeliveryPage
+	// Delivery is one delivery with its attempts.
+	Delivery = datav1.Delivery
+	// Attempt is one HTTP attempt of a delivery.
+	Attempt = datav1.Attempt
+)
 
 // Delivery states.
 const (
-	StatePending   = "Pending"
-	StateDelivered = "Delivered"
-	StateRetrying  = "Retrying"
-	StateDead      = "Dead"
-	StateSkipped   = "Skipped"
+	StatePending   = datav1.StatePending
+	StateDelivered = datav1.StateDelivered
+	StateRetrying  = datav1.StateRetrying
+	StateDead      = datav1.StateDead
+	StateSkipped   = datav1.StateSkipped
 )
-
-// Delivery is one delivery record in the documented wire shape of the
-// delivery log (docs/api.md), decoded by the dashboard itself so that it does
-// not depend on the receiver's packages.
-type Delivery struct {
-	ID           string     `json:"id"`
-	EventID      string     `json:"event_id"`
-	EventType    string     `json:"event"`
-	Namespace    string     `json:"namespace"`
-	Endpoint     string     `json:"endpoint"`
-	EndpointUID  string     `json:"endpoint_uid"`
-	URL          string     `json:"url,omitempty"`
-	State        string     `json:"state"`
-	Round        int        `json:"round,omitempty"`
-	Created      time.Time  `json:"created"`
-	Updated      time.Time  `json:"updated"`
-	NextRetry    *time.Time `json:"next_retry,omitempty"`
-	Body         string     `json:"body"`
-	AttemptCount int        `json:"attempt_count"`
-	Attempts     []Attempt  `json:"attempts"`
-	Reason       string     `json:"reason,omitempty"`
-}
-
-// Attempt is one HTTP attempt of a delivery.
-type Attempt struct {
-	Number          int               `json:"attempt"`
-	Round           int               `json:"round,omitempty"`
-	Time            time.Time         `json:"time"`
-	DurationMillis  int64             `json:"duration_ms"`
-	URL             string            `json:"url"`
-	RequestHeaders  map[string]string `json:"request_headers"`
-	StatusCode      int               `json:"status_code,omitempty"`
-	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
-	ResponseBody    string            `json:"response_body,omitempty"`
-	Error           string            `json:"error,omitempty"`
-	Outcome         string            `json:"outcome"`
-	NextRetry       *time.Time        `json:"next_retry,omitempty"`
-}
-
-// LastCode is the last attempt's HTTP status, 0 when none answered.
-func (d *Delivery) LastCode() int {
-	if len(d.Attempts) == 0 {
-		return 0
-	}
-	return d.Attempts[len(d.Attempts)-1].StatusCode
-}
-
-// Failed reports whether the delivery is failing (retrying or dead).
-func (d *Delivery) Failed() bool { return d.State == StateRetrying || d.State == StateDead }
 
 // Action is one operator request, made with the same Kubernetes operations
 // as the `kubectl mira` command of the same name.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/mira/mira-operator/internal/endpoints"
@@ -20,15 +21,7 @@ import (
 // shutdown ran into its grace period.
 func TestLaneStopsWithFreeWorkers(t *testing.T) {
 	ctx := context.Background()
-	_, js := queuetest.Start(t)
-	if err := queue.Ensure(ctx, js, queue.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := endpoints.NewRegistry(endpoints.RegistryOptions{Reader: fake.NewClientBuilder().Build()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &Dispatcher{JS: js, Registry: reg, Metrics: NewMetrics(nil), Now: time.Now, Rand: func() float64 { return 0 }}
+	d := newTestDispatcher(t)
 	var wg sync.WaitGroup
 	l := d.startLane(ctx, ctx, "uid-stopped", 4, &wg)
 	if l == nil {
@@ -42,4 +35,19 @@ func TestLaneStopsWithFreeWorkers(t *testing.T) {
 		t.Fatal("lane.stop did not return: the fetch loop ignores its cancelled context")
 	}
 	wg.Wait()
+}
+
+// newTestDispatcher is a dispatcher on a real, embedded JetStream with the
+// streams in place, an empty registry and unregistered metrics.
+func newTestDispatcher(t *testing.T) *Dispatcher {
+	t.Helper()
+	_, js := queuetest.Start(t)
+	if err := queue.Ensure(context.Background(), js, queue.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := endpoints.NewRegistry(endpoints.RegistryOptions{Reader: fake.NewClientBuilder().Build()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Dispatcher{JS: js, Registry: reg, Metrics: NewMetrics(prometheus.NewRegistry()), Now: time.Now, Rand: func() float64 { return 0 }}
 }

@@ -10,27 +10,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
-	"github.com/mira/mira-operator/internal/endpoints"
 	"github.com/mira/mira-operator/internal/fanout"
 	"github.com/mira/mira-operator/internal/queue"
-	"github.com/mira/mira-operator/internal/queue/queuetest"
 )
 
 // The backlog age is the age of the oldest message an endpoint's consumer
 // has not acknowledged, measured against a real JetStream.
 func TestObserveBacklog(t *testing.T) {
 	ctx := context.Background()
-	_, js := queuetest.Start(t)
-	if err := queue.Ensure(ctx, js, queue.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := endpoints.NewRegistry(endpoints.RegistryOptions{Reader: fake.NewClientBuilder().Build()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newTestDispatcher(t)
+	js, reg := d.JS, d.Registry
 	busy := &miraapi.WebhookEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "busy", UID: "uid-busy", Generation: 1}}
 	idle := &miraapi.WebhookEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "idle", UID: "uid-idle", Generation: 1}}
 	reg.Observe(busy)
@@ -79,7 +70,7 @@ func TestObserveBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := second.Time.Add(90 * time.Second)
-	d := &Dispatcher{JS: js, Registry: reg, Metrics: NewMetrics(prometheus.NewRegistry()), Now: func() time.Time { return now }}
+	d.Now = func() time.Time { return now }
 	d.observeBacklog(ctx)
 
 	if got := testutil.ToFloat64(d.Metrics.BacklogAge.WithLabelValues("team-a", "busy")); got < 89.995 || got > 90.005 {

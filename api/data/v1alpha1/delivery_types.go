@@ -57,6 +57,17 @@ func (d *Delivery) Final() bool {
 	return d.State == StateDelivered || d.State == StateDead || d.State == StateSkipped
 }
 
+// LastCode is the last attempt's HTTP status, 0 when none answered.
+func (d *Delivery) LastCode() int {
+	if len(d.Attempts) == 0 {
+		return 0
+	}
+	return d.Attempts[len(d.Attempts)-1].StatusCode
+}
+
+// Failed reports whether the delivery is failing (retrying or dead).
+func (d *Delivery) Failed() bool { return d.State == StateRetrying || d.State == StateDead }
+
 // Attempt is one HTTP attempt of a delivery.
 type Attempt struct {
 	Number          int               `json:"attempt"`
