@@ -69,7 +69,8 @@ dist() {
 	# The chart's image default is its appVersion, so it pins the same image.
 	"$BIN/helm" lint --strict charts/mira-operator
 	"$BIN/helm" package charts/mira-operator --version "${VERSION#v}" --app-version "$VERSION" -d "$out"
-	local platforms=(linux/amd64 linux/arm64 darwin/amd64 darwin/arm64) p os arch tgz work
+	local platforms=(linux/amd64 linux/arm64 darwin/amd64 darwin/arm64) p os arch tgz
+	# Global, not local: the EXIT trap runs after dist has returned.
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT
 	local krew_platforms=""
