@@ -1,7 +1,8 @@
 // Package delivery holds the building blocks of one outgoing webhook attempt:
 // the wire format (BuildBody, NewRequest), outbound address safety (Guard),
 // the HTTP sender (Sender), the retry policy (Policy) and per-endpoint flow
-// control (Breaker, Concurrency, RateLimit).
+// control (Breaker, RateLimit). Per-endpoint concurrency is the dispatcher's
+// lane size (its fetch slots).
 //
 // The dispatcher that consumes the queue composes these pieces; nothing here
 // sleeps, waits for a slot or keeps a queue of its own: limits report how

@@ -10,55 +10,6 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// DefaultConcurrency is how many attempts to one endpoint may be in flight.
-const DefaultConcurrency = 4
-
-// Concurrency limits the attempts in flight to one endpoint. It never
-// blocks. It is safe for concurrent use.
-type Concurrency struct {
-	mu       sync.Mutex
-	limit    int
-	inFlight int
-}
-
-// NewConcurrency returns a limiter of limit slots; 0 means DefaultConcurrency.
-func NewConcurrency(limit int) (*Concurrency, error) {
-	if limit < 0 {
-		return nil, fmt.Errorf("new concurrency limiter: limit %d is negative", limit)
-	}
-	if limit == 0 {
-		limit = DefaultConcurrency
-	}
-	return &Concurrency{limit: limit}, nil
-}
-
-// TryAcquire takes a slot if one is free. Call Release after the attempt.
-func (c *Concurrency) TryAcquire() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inFlight >= c.limit {
-		return false
-	}
-	c.inFlight++
-	return true
-}
-
-// Release frees a slot taken by TryAcquire. Extra releases are ignored.
-func (c *Concurrency) Release() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inFlight > 0 {
-		c.inFlight--
-	}
-}
-
-// InFlight returns the slots taken.
-func (c *Concurrency) InFlight() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.inFlight
-}
-
 // RateLimit is an optional per-endpoint token bucket. A nil *RateLimit is
 // unlimited. It never blocks: Take reports how long until the next token.
 // It is safe for concurrent use.

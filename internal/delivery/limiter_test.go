@@ -2,70 +2,9 @@ package delivery
 
 import (
 	"math"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
-
-func TestConcurrency(t *testing.T) {
-	c, err := NewConcurrency(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 4 {
-		if !c.TryAcquire() {
-			t.Fatalf("acquire %d of the default 4 refused", i+1)
-		}
-	}
-	if c.TryAcquire() {
-		t.Fatal("5th acquire granted")
-	}
-	c.Release()
-	if !c.TryAcquire() || c.InFlight() != 4 {
-		t.Fatalf("after a release: in flight %d, want a slot then 4", c.InFlight())
-	}
-	for range 10 {
-		c.Release() // extra releases must not create slots
-	}
-	if c.InFlight() != 0 {
-		t.Fatalf("in flight %d after releasing everything", c.InFlight())
-	}
-	granted := 0
-	for range 10 {
-		if c.TryAcquire() {
-			granted++
-		}
-	}
-	if granted != 4 {
-		t.Fatalf("granted %d after extra releases, want 4", granted)
-	}
-	if _, err := NewConcurrency(-1); err == nil {
-		t.Fatal("negative limit accepted")
-	}
-}
-
-func TestConcurrencyUnderContention(t *testing.T) {
-	c, err := NewConcurrency(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var granted atomic.Int32
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if c.TryAcquire() {
-				granted.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if granted.Load() != 3 {
-		t.Fatalf("granted %d of 64 concurrent acquires, want 3", granted.Load())
-	}
-}
 
 func TestRateLimit(t *testing.T) {
 	clock := newFakeClock()

@@ -6,24 +6,27 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 )
 
-// Policy defaults, applied by WithDefaults to zero fields. They follow the
-// Standard Webhooks recommendations: a 15 s timeout, and retries spread over
-// a day with exponential backoff and jitter.
+// Policy defaults, applied by WithDefaults to zero fields. They are the
+// WebhookEndpoint API's defaults (one source of truth, documented in the
+// CRD): a 15 s timeout, and retries spread over a day with exponential
+// backoff and jitter, as the Standard Webhooks recommendations suggest.
 const (
 	// DefaultTimeout is the per-attempt timeout.
-	DefaultTimeout = 15 * time.Second
+	DefaultTimeout = miraapi.DefaultTimeout
 	// DefaultMaxAttempts is the number of attempts, the first included.
-	DefaultMaxAttempts = 12
+	DefaultMaxAttempts = miraapi.DefaultMaxAttempts
 	// DefaultMaxRetryDuration is how long after the first attempt retries stop.
-	DefaultMaxRetryDuration = 24 * time.Hour
+	DefaultMaxRetryDuration = miraapi.DefaultMaxRetryDuration
 	// DefaultBackoffInitial is the delay after the first failed attempt.
-	DefaultBackoffInitial = 5 * time.Second
+	DefaultBackoffInitial = miraapi.DefaultBackoffInitial
 	// DefaultBackoffMax caps the exponential backoff.
-	DefaultBackoffMax = time.Hour
+	DefaultBackoffMax = miraapi.DefaultBackoffMax
 	// DefaultJitter is the fraction by which a delay may be shortened at random.
-	DefaultJitter = 0.2
+	DefaultJitter = miraapi.DefaultJitterPercent / 100.0
 
 	// MaxTimeout bounds Policy.Timeout; it is also the Sender's response
 	// header timeout.

@@ -10,7 +10,7 @@ import (
 func fixed(v float64) func() float64 { return func() float64 { return v } }
 
 func TestPolicyWithDefaults(t *testing.T) {
-	want := Policy{Timeout: 15 * time.Second, MaxAttempts: 12, MaxRetryDuration: 24 * time.Hour, BackoffInitial: 5 * time.Second, BackoffMax: time.Hour, Jitter: 0.2}
+	want := Policy{Timeout: 15 * time.Second, MaxAttempts: 18, MaxRetryDuration: 24 * time.Hour, BackoffInitial: 5 * time.Second, BackoffMax: 4 * time.Hour, Jitter: 0.2}
 	if got := (Policy{}).WithDefaults(); got != want {
 		t.Fatalf("defaults = %+v, want %+v", got, want)
 	}
@@ -33,7 +33,7 @@ func TestPolicyValidate(t *testing.T) {
 		{"negative attempts", Policy{MaxAttempts: -1}, "max attempts -1"},
 		{"negative retry duration", Policy{MaxRetryDuration: -time.Hour}, "max retry duration"},
 		{"max below default initial", Policy{BackoffMax: time.Second}, "maximum backoff 1s is below initial backoff 5s"},
-		{"initial above default max", Policy{BackoffInitial: 2 * time.Hour}, "maximum backoff 1h0m0s is below initial backoff 2h0m0s"},
+		{"initial above default max", Policy{BackoffInitial: 5 * time.Hour}, "maximum backoff 4h0m0s is below initial backoff 5h0m0s"},
 		{"jitter above 1", Policy{Jitter: 1.5}, "jitter 1.5 outside"},
 		{"negative jitter", Policy{Jitter: -0.1}, "jitter -0.1 outside"},
 	}
@@ -74,12 +74,14 @@ func TestPolicyBackoff(t *testing.T) {
 		{"8th", def, 8, 0, 640 * time.Second},
 		{"9th", def, 9, 0, 1280 * time.Second},
 		{"10th", def, 10, 0, 2560 * time.Second},
-		{"11th capped", def, 11, 0, time.Hour},
-		{"1000th capped, no overflow", def, 1000, 0, time.Hour},
+		{"11th", def, 11, 0, 5120 * time.Second},
+		{"12th", def, 12, 0, 10240 * time.Second},
+		{"13th capped at 4h", def, 13, 0, 4 * time.Hour},
+		{"1000th capped, no overflow", def, 1000, 0, 4 * time.Hour},
 		{"attempt 0 is the first", def, 0, 0, 5 * time.Second},
 		{"half jitter drawn", def, 1, 0.5, 4500 * time.Millisecond},
 		{"full jitter drawn", def, 1, 1, 4 * time.Second},
-		{"jitter after the cap", def, 20, 0.5, 54 * time.Minute},
+		{"jitter after the cap", def, 20, 0.5, 3*time.Hour + 36*time.Minute},
 		{"rnd out of range is clamped", def, 1, 7, 4 * time.Second},
 		{"custom 1st", small, 1, 1, 500 * time.Millisecond},
 		{"custom 4th", small, 4, 1, 4 * time.Second},
@@ -115,13 +117,15 @@ func TestPolicyNext(t *testing.T) {
 	}{
 		{"after 1st", def, 1, first, 0, 5 * time.Second, false},
 		{"after 3rd", def, 3, first.Add(time.Minute), 0, 20 * time.Second, false},
-		{"after 11th", def, 11, first.Add(3 * time.Hour), 0, time.Hour, false},
-		{"after 12th: attempts exhausted", def, 12, first.Add(4 * time.Hour), 0, 0, true},
+		{"after 11th", def, 11, first.Add(3 * time.Hour), 0, 5120 * time.Second, false},
+		{"after 17th", def, 17, first.Add(10 * time.Hour), 0, 4 * time.Hour, false},
+		{"after 18th: attempts exhausted", def, 18, first.Add(14 * time.Hour), 0, 0, true},
 		{"custom attempts, before the last", Policy{MaxAttempts: 3}, 2, first, 0, 10 * time.Second, false},
 		{"custom attempts exhausted", Policy{MaxAttempts: 3}, 3, first, 0, 0, true},
 		{"shorter Retry-After ignored", def, 3, first, 10 * time.Second, 20 * time.Second, false},
 		{"longer Retry-After honoured", def, 3, first, 120 * time.Second, 120 * time.Second, false},
-		{"Retry-After capped at 1h", def, 3, first, 5 * time.Hour, time.Hour, false},
+		{"Retry-After capped at the 4h backoff max", def, 3, first, 5 * time.Hour, 4 * time.Hour, false},
+		{"Retry-After cap is at least 1h", Policy{BackoffMax: 10 * time.Minute}, 3, first, 5 * time.Hour, time.Hour, false},
 		{"Retry-After cap follows a larger BackoffMax", Policy{BackoffMax: 2 * time.Hour}, 3, first, 5 * time.Hour, 2 * time.Hour, false},
 		{"retry lands exactly at the window end", def, 3, first.Add(24*time.Hour - 20*time.Second), 0, 20 * time.Second, false},
 		{"retry would land after the window", def, 3, first.Add(24*time.Hour - 19*time.Second), 0, 0, true},

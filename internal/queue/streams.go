@@ -48,19 +48,16 @@ const (
 // (InProgress), so it bounds how long work of a crashed receiver waits.
 const DefaultAckWait = 30 * time.Second
 
+// DuplicateWindow is how long the events and inbound streams remember
+// message ids, so a replayed event or webhook is stored once.
+const DuplicateWindow = 24 * time.Hour
+
 // Config sizes the streams and buckets.
 type Config struct {
 	// Replicas for every stream and bucket: 1 embedded, 3 on a cluster.
 	Replicas int
 	// Retention of events, deliveries and the delivery log.
 	Retention time.Duration
-	// DuplicateWindow is how long message ids are remembered for dedupe.
-	DuplicateWindow time.Duration
-	// AckWait is how long a fetched message may stay unacknowledged before
-	// it is redelivered; see DefaultAckWait.
-	AckWait time.Duration
-	// MaxBytes bounds each stream's size; 0 means unlimited.
-	MaxBytes int64
 }
 
 // WithDefaults fills zero fields.
@@ -70,12 +67,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Retention == 0 {
 		c.Retention = 7 * 24 * time.Hour
-	}
-	if c.DuplicateWindow == 0 {
-		c.DuplicateWindow = 24 * time.Hour
-	}
-	if c.AckWait == 0 {
-		c.AckWait = DefaultAckWait
 	}
 	return c
 }
@@ -97,13 +88,12 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		s.Replicas = c.Replicas
 		s.MaxAge = c.Retention
 		if s.Duplicates == 0 {
-			s.Duplicates = c.DuplicateWindow
+			s.Duplicates = DuplicateWindow
 		}
-		s.MaxBytes = c.MaxBytes
+		// Unbounded streams; the embedded server's store is bounded by
+		// --max-store-bytes.
+		s.MaxBytes = -1
 		s.Discard = jetstream.DiscardNew
-		if s.MaxBytes == 0 {
-			s.MaxBytes = -1
-		}
 		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
 			return fmt.Errorf("create stream %s: %w", s.Name, err)
 		}
@@ -117,7 +107,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	}
 	for _, cc := range consumers {
 		cc.cfg.AckPolicy = jetstream.AckExplicitPolicy
-		cc.cfg.AckWait = c.AckWait
+		cc.cfg.AckWait = DefaultAckWait
 		cc.cfg.MaxDeliver = -1
 		cc.cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 		cc.cfg.Replicas = c.Replicas

@@ -19,12 +19,6 @@ var metricUnits = map[string]string{
 	MetricPatience:         "seconds",
 }
 
-// MetricUnit returns the unit of a metric and whether the metric is known.
-func MetricUnit(metric string) (string, bool) {
-	u, ok := metricUnits[metric]
-	return u, ok
-}
-
 // singleFillers and phraseFillers are the filler words documented in the
 // package doc; phrases are keyed by their first word.
 var (
