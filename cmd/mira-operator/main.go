@@ -4,13 +4,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/mira/mira-operator/internal/cli"
-	"github.com/mira/mira-operator/internal/manager"
 )
 
 type command struct {
@@ -20,7 +20,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"manager", "run the controllers (WebhookEndpoint, ScoringTemplate)", manager.Main},
+		{"manager", "run the controllers (WebhookEndpoint, ScoringTemplate)", runManager},
 		{"receiver", "run the data plane: inbound webhooks, events, signed deliveries, status", runReceiver},
 		{"listen", "a local consumer: verify, print and forward an endpoint's deliveries", cli.Listen},
 		{"kubectl", "the kubectl plugin (installed as kubectl-mira): deliveries, redeliver, test, rotate-secret", cli.Kubectl},
@@ -32,7 +32,7 @@ func usage() {
 	for _, c := range commands() {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(os.Stderr, "\nRun 'mira-operator <command> -h' for the flags of a command.\n")
+	fmt.Fprintf(os.Stderr, "\nRun 'mira-operator <command> --help' for the flags of a command.\n")
 }
 
 func main() {
@@ -50,7 +50,9 @@ func main() {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			if err := c.run(args[1:]); err != nil {
+			if err := c.run(args[1:]); errors.Is(err, errHelp) {
+				return
+			} else if err != nil {
 				fmt.Fprintf(os.Stderr, "mira-operator %s: %v\n", c.name, err)
 				os.Exit(1)
 			}

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"flag"
-	"fmt"
-
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -11,35 +8,43 @@ import (
 	"github.com/mira/mira-operator/internal/receiver"
 )
 
+// receiverCommand holds the flags of `mira-operator receiver`.
+type receiverCommand struct {
+	*serverCommand
+	o  receiver.Options
+	in inbound.Options
+}
+
+func newReceiverCommand() *receiverCommand {
+	c := &receiverCommand{serverCommand: newServerCommand("receiver")}
+	c.o.BindFlags(c.fs)
+	c.in.BindFlags(c.fs)
+	return c
+}
+
 // runReceiver wires `mira-operator receiver`: the data plane, with the
 // inbound pipeline constructed here and mounted on it.
 func runReceiver(args []string) error {
-	fs := flag.NewFlagSet("receiver", flag.ContinueOnError)
-	var o receiver.Options
-	o.BindFlags(fs)
-	var io inbound.Options
-	io.BindFlags(fs)
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	c := newReceiverCommand()
+	if err := c.parse(args); err != nil {
 		return err
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	cfg, err := ctrl.GetConfig()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&c.zap)))
+	cfg, err := c.kube.restConfig()
 	if err != nil {
-		return fmt.Errorf("load kubeconfig: %w", err)
+		return err
 	}
 	ctx := ctrl.SetupSignalHandler()
 	log := ctrl.Log.WithName("receiver")
-	r, err := receiver.New(ctx, cfg, o, log)
+	r, err := receiver.New(ctx, cfg, c.o, log)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	in, err := inbound.New(inbound.Deps{
 		JetStream: r.JetStream, Publisher: r.Publisher, Integrations: r.Integrations, Templates: r.Manager.GetCache(),
-		Replicas: o.Replicas, WatchNamespace: o.WatchNamespace, Logger: log.WithName("inbound"),
-	}, io)
+		Replicas: c.o.Replicas, WatchNamespace: c.o.WatchNamespace, Logger: log.WithName("inbound"),
+	}, c.in)
 	if err != nil {
 		return err
 	}

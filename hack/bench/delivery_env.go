@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -496,7 +496,7 @@ func msf(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64
 
 // flagSetForDefaults is a throwaway flag set, for Options.BindFlags to fill
 // in the receiver's defaults.
-func flagSetForDefaults() *flag.FlagSet { return flag.NewFlagSet("receiver", flag.ContinueOnError) }
+func flagSetForDefaults() *pflag.FlagSet { return pflag.NewFlagSet("receiver", pflag.ContinueOnError) }
 
 // patchWatch notes when StatusWriter.Patches(uid) grows, polling every
 // 10 ms, so the gaps between an endpoint's status writes can be checked.

@@ -3,7 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -99,7 +99,7 @@ func run(m *testing.M) int {
 	}
 
 	var o receiver.Options
-	o.BindFlags(flag.NewFlagSet("test", flag.ContinueOnError))
+	o.BindFlags(pflag.NewFlagSet("test", pflag.ContinueOnError))
 	o.Listen = "127.0.0.1:0"
 	o.MetricsAddr = "0"
 	o.DataDir = filepath.Join(dir, "data")

@@ -1,5 +1,5 @@
 package inbound
 
-import "flag"
+import "github.com/spf13/pflag"
 
-func flagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
+func flagSet() *pflag.FlagSet { return pflag.NewFlagSet("test", pflag.ContinueOnError) }

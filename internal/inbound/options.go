@@ -1,11 +1,11 @@
 package inbound
 
 import (
-	"flag"
 	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 
 	"github.com/mira/mira-operator/internal/billing"
 )
@@ -21,6 +21,10 @@ const (
 	// needs max_payload at least this large (the embedded server has 8 MiB).
 	MaxRoleplayBytes = 4 << 20
 )
+
+// FlagGroupAnnotation is the pflag annotation naming a flag's group in the
+// help text; the same key as the receiver's.
+const FlagGroupAnnotation = "mira.platform.mira.io/flag-group"
 
 // Options configure the inbound routes and the pipeline.
 type Options struct {
@@ -51,7 +55,7 @@ type Options struct {
 }
 
 // BindFlags registers the options on fs with their defaults.
-func (o *Options) BindFlags(fs *flag.FlagSet) {
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.RecallAPIURL, "recall-api-url", DefaultRecallAPIURL,
 		"Recall.ai regional API base URL (https://us-west-2.recall.ai, https://us-east-1.recall.ai, https://eu-central-1.recall.ai, https://ap-northeast-1.recall.ai)")
 	fs.StringVar(&o.StripeAPIVersionPolicy, "stripe-api-version-policy", billing.APIVersionStrict,
@@ -63,6 +67,13 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.RecallMaxAttempts, "recall-max-attempts", 10,
 		"attempts at a meeting whose transcript fetch keeps failing transiently before meeting.failed is emitted")
 	fs.IntVar(&o.Workers, "inbound-workers", 8, "inbound messages (meetings, roleplays, Stripe events) processed in parallel")
+	fs.VisitAll(func(f *pflag.Flag) {
+		switch f.Name {
+		case "recall-api-url", "stripe-api-version-policy", "templates-namespace", "recall-max-retry-duration",
+			"recall-max-attempts", "inbound-workers":
+			_ = fs.SetAnnotation(f.Name, FlagGroupAnnotation, []string{"Inbound"})
+		}
+	})
 }
 
 // withDefaults fills zero fields and checks the rest.

@@ -3,10 +3,10 @@ package manager
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"time"
 
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
@@ -47,10 +46,12 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// Main parses flags and runs the manager until SIGINT/SIGTERM.
-func Main(args []string) error {
-	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	var o Options
+// FlagGroupAnnotation is the pflag annotation naming a flag's group in the
+// help text; the same key as the receiver's.
+const FlagGroupAnnotation = "mira.platform.mira.io/flag-group"
+
+// BindFlags registers the options on fs with their defaults.
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8081", "address the Prometheus metrics endpoint binds to; \"0\" disables it")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8082", "address the /healthz and /readyz probes bind to")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader so that only one manager replica reconciles at a time")
@@ -60,26 +61,15 @@ func Main(args []string) error {
 	fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "only reconcile objects in this namespace (default: all namespaces)")
 	fs.IntVar(&o.MaxConcurrentRecon, "concurrent", 4, "reconciles run in parallel per kind")
 	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Hour, "how often every object is reconciled even without changes")
-	zapOpts := zap.Options{Development: false}
-	zapOpts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
+	for group, names := range map[string][]string{
+		"Server":     {"metrics-bind-address", "health-probe-bind-address"},
+		"Controller": {"allow-insecure-urls", "concurrent", "sync-period"},
+		"Kubernetes": {"watch-namespace", "leader-elect", "leader-election-id", "leader-election-namespace"},
+	} {
+		for _, n := range names {
+			_ = fs.SetAnnotation(n, FlagGroupAnnotation, []string{group})
+		}
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return fmt.Errorf("load kubeconfig: %w", err)
-	}
-	mgr, err := New(cfg, o)
-	if err != nil {
-		return err
-	}
-	ctx := ctrl.SetupSignalHandler()
-	if err := Setup(ctx, mgr, o); err != nil {
-		return err
-	}
-	ctrl.Log.WithName("setup").Info("starting manager", "allowInsecureURLs", o.AllowInsecureURLs, "watchNamespace", o.WatchNamespace)
-	return mgr.Start(ctx)
 }
 
 // New builds a controller-runtime manager for these options.

@@ -1,5 +1,5 @@
 package receiver_test
 
-import "flag"
+import "github.com/spf13/pflag"
 
-func flagSetForDefaults() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
+func flagSetForDefaults() *pflag.FlagSet { return pflag.NewFlagSet("test", pflag.ContinueOnError) }

@@ -14,7 +14,6 @@ package receiver
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -86,7 +86,7 @@ type Options struct {
 }
 
 // BindFlags registers the options on fs with their defaults.
-func (o *Options) BindFlags(fs *flag.FlagSet) {
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", ":8080", "address of the webhook and API routes, /healthz and /readyz")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9090", "address of the Prometheus metrics endpoint; \"0\" disables it")
 	fs.StringVar(&o.DataDir, "data-dir", "/var/lib/mira", "directory of the embedded JetStream file store (ignored with --nats-url)")
@@ -112,7 +112,24 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a Lease is valid; a standby takes over this long after the leader died")
 	fs.DurationVar(&o.LeaseRenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up (and the process exits to be restarted)")
 	fs.DurationVar(&o.LeaseRetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
+	for group, names := range map[string][]string{
+		"Server": {"listen", "metrics-bind-address", "shutdown-grace"},
+		"NATS": {"nats-url", "data-dir", "jetstream-sync-always", "jetstream-sync-interval", "stream-replicas",
+			"max-store-bytes", "retention"},
+		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allowed-cidrs",
+			"rotation-grace", "status-interval"},
+		"Kubernetes": {"watch-namespace", "integrations-secret", "leader-elect", "leader-election-id",
+			"leader-election-namespace", "leader-elect-lease-duration", "leader-elect-renew-deadline", "leader-elect-retry-period"},
+	} {
+		for _, n := range names {
+			_ = fs.SetAnnotation(n, FlagGroupAnnotation, []string{group})
+		}
+	}
 }
+
+// FlagGroupAnnotation is the pflag annotation naming a flag's group in the
+// help text ("Delivery" lists it under "Delivery flags:").
+const FlagGroupAnnotation = "mira.platform.mira.io/flag-group"
 
 // Guard builds the outbound guard from the options.
 func (o *Options) Guard() (*delivery.Guard, error) {

@@ -60,10 +60,13 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// start runs a mira-operator subcommand with the test kubeconfig.
+// start runs a mira-operator subcommand (manager or receiver) with the test
+// kubeconfig given as --kubeconfig; $KUBECONFIG points nowhere, so the
+// processes only reach the API server if the flag works.
 func start(t *testing.T, name string, args ...string) *harness.Process {
 	t.Helper()
-	p := harness.Start(t, workDir, []string{"KUBECONFIG=" + kubeconfig}, name, binary, args...)
+	args = append(args, "--kubeconfig", kubeconfig)
+	p := harness.Start(t, workDir, []string{"KUBECONFIG=" + filepath.Join(workDir, "no-such-kubeconfig")}, name, binary, args...)
 	p.StopTimeout = 20 * time.Second
 	return p
 }

@@ -10,8 +10,9 @@ import (
 	"strings"
 )
 
-// Flag is one flag of a command's -h output.
+// Flag is one flag of a command's --help output.
 type Flag struct {
+	Group   string
 	Name    string
 	Type    string
 	Default string
@@ -19,46 +20,54 @@ type Flag struct {
 }
 
 var (
-	flagLine    = regexp.MustCompile(`^  -(\S+)(?: (\S+))?$`)
+	groupLine   = regexp.MustCompile(`^(\S.*) flags:$`)
+	flagLine    = regexp.MustCompile(`^\s+(?:-\S, )?--(\S+)(?: (\S+))?\s{2,}(.*)$`)
 	defaultTail = regexp.MustCompile(`\s*\(default (.*)\)$`)
 )
 
-// ParseHelp reads the flags from the output of a Go flag.FlagSet's
-// PrintDefaults ("  -name type" and "    \tusage" lines).
+// ParseHelp reads the flags from a command's --help: pflag's FlagUsages
+// ("      --name type   usage (default x)") under "<Group> flags:" headings.
 func ParseHelp(out string) []Flag {
 	var flags []Flag
+	group := ""
 	for _, line := range strings.Split(out, "\n") {
-		if m := flagLine.FindStringSubmatch(line); m != nil {
-			typ := m[2]
-			if typ == "" {
-				typ = "bool"
-			}
-			flags = append(flags, Flag{Name: m[1], Type: typ})
+		if m := groupLine.FindStringSubmatch(line); m != nil {
+			group = m[1]
 			continue
 		}
-		if strings.HasPrefix(line, "    \t") && len(flags) > 0 {
-			f := &flags[len(flags)-1]
-			u := strings.TrimSpace(line)
-			if f.Usage != "" {
-				u = f.Usage + " " + u
-			}
-			f.Usage = u
+		m := flagLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
 		}
-	}
-	for i := range flags {
-		if m := defaultTail.FindStringSubmatch(flags[i].Usage); m != nil {
-			flags[i].Default = strings.Trim(m[1], `"`)
-			flags[i].Usage = strings.TrimSuffix(flags[i].Usage, m[0])
+		f := Flag{Group: group, Name: m[1], Type: m[2], Usage: strings.TrimSpace(m[3])}
+		if f.Type == "" {
+			f.Type = "bool"
 		}
+		if d := defaultTail.FindStringSubmatch(f.Usage); d != nil {
+			f.Default = strings.Trim(d[1], `"`)
+			f.Usage = strings.TrimSuffix(f.Usage, d[0])
+		}
+		flags = append(flags, f)
 	}
 	return flags
 }
 
-// FlagTable renders flags as a markdown table.
+// FlagTable renders flags as markdown tables, one per group in the order
+// of the help text.
 func FlagTable(flags []Flag) string {
 	var b strings.Builder
-	b.WriteString("| Flag | Type | Default | Description |\n|---|---|---|---|\n")
+	group := "\x00"
 	for _, f := range flags {
+		if f.Group != group {
+			if group != "\x00" {
+				b.WriteString("\n")
+			}
+			group = f.Group
+			if group != "" {
+				fmt.Fprintf(&b, "**%s flags**\n\n", group)
+			}
+			b.WriteString("| Flag | Type | Default | Description |\n|---|---|---|---|\n")
+		}
 		def := ""
 		if f.Default != "" {
 			def = code(f.Default)
@@ -79,14 +88,13 @@ func BuildBinary(root, dir string) (string, error) {
 	return bin, nil
 }
 
-// Help runs "<bin> <command> -h" and returns its output; -h exits non-zero
-// by design, so only a missing flag list is an error.
+// Help runs "<bin> <command> --help" and returns its output.
 func Help(bin, command string) (string, error) {
-	cmd := exec.Command(bin, command, "-h")
+	cmd := exec.Command(bin, command, "--help")
 	cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent")
-	out, _ := cmd.CombinedOutput()
-	if !strings.Contains(string(out), "Usage of "+command) {
-		return "", fmt.Errorf("%s %s -h printed no flag list:\n%s", bin, command, out)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "mira-operator "+command+" [flags]") {
+		return "", fmt.Errorf("%s %s --help printed no flag list (%v):\n%s", bin, command, err, out)
 	}
 	return string(out), nil
 }
