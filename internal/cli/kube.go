@@ -25,8 +25,10 @@ type kubeFlags struct {
 func (k *kubeFlags) bind(fs *pflag.FlagSet, withNamespace bool) {
 	fs.StringVar(&k.Kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&k.Context, "context", "", "kubeconfig context to use (default: the current context)")
+	inGroup(fs, "Kubernetes", "kubeconfig", "context")
 	if withNamespace {
 		fs.StringVarP(&k.Namespace, "namespace", "n", "", "namespace of the WebhookEndpoint (default: the context's namespace)")
+		inGroup(fs, "Kubernetes", "namespace")
 	}
 }
 

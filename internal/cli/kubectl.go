@@ -41,6 +41,9 @@ func (g *globals) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&g.receiver.Scheme, "receiver-scheme", "http", "scheme the API server uses towards the receiver: http or https")
 	fs.StringVar(&g.receiver.IntegrationsSecret, "integrations-secret", "mira-system/mira-integrations", "namespace/name of the Secret whose api-token authorizes calls to the receiver")
 	fs.DurationVar(&g.timeout, "timeout", 2*time.Minute, "how long to wait for the operator to handle a request")
+	inGroup(fs, "Output", "output")
+	inGroup(fs, "Receiver", "receiver-url", "receiver-namespace", "receiver-service", "receiver-port", "receiver-scheme",
+		"integrations-secret", "timeout")
 }
 
 func (g *globals) setup() error {
@@ -126,8 +129,8 @@ func RunKubectl(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	run := sub.flags(fs)
 	fs.SortFlags = false
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\n\nUsage:\n  kubectl mira %s %s [flags]\n\nFlags:\n", sub.summary, sub.name, sub.args)
-		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "%s\n\nUsage:\n  kubectl mira %s %s [flags]\n", sub.summary, sub.name, sub.args)
+		printFlagGroups(stderr, fs)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

@@ -66,6 +66,8 @@ func (o *ListenOptions) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ForwardTimeout, "forward-timeout", 30*time.Second, "timeout of one forwarded request")
 	fs.DurationVar(&o.SecretRefreshInterval, "secret-refresh-interval", DefaultSecretRefreshInterval, "a failed verification re-reads the signing secret (a rotation applies without a restart), at most once per this interval")
 	o.kube.bind(fs, false)
+	inGroup(fs, "Verification", "endpoint", "secret", "secret-file", "secret-refresh-interval", "tolerance")
+	inGroup(fs, "Server", "addr", "max-body-bytes", "forward-to", "forward-timeout", "print-json")
 }
 
 // Listen is `mira-operator listen`.
@@ -79,10 +81,11 @@ func Listen(args []string) error {
 // called with the bound address once the server accepts connections.
 func RunListen(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) error {
 	fs := pflag.NewFlagSet("listen", pflag.ContinueOnError)
+	fs.SortFlags = false
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: mira-operator listen --endpoint <namespace>/<name> [--addr %s] [--forward-to <url>]\n       mira-operator listen --secret-file <file> [...]\n\nFlags:\n", DefaultListenAddr)
-		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "Usage: mira-operator listen --endpoint <namespace>/<name> [--addr %s] [--forward-to <url>]\n       mira-operator listen --secret-file <file> [...]\n", DefaultListenAddr)
+		printFlagGroups(stderr, fs)
 	}
 	var o ListenOptions
 	o.bind(fs)
