@@ -149,13 +149,18 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 		dialer.Control = opts.Guard.Control
 	}
 	tr := &http.Transport{
-		Proxy:                  nil, // a proxy would make the guard check the proxy, not the target
-		DialContext:            dialer.DialContext,
-		TLSClientConfig:        tlsConf,
-		TLSHandshakeTimeout:    tlsHandshakeTimeout,
-		ResponseHeaderTimeout:  MaxTimeout,
-		ExpectContinueTimeout:  time.Second,
-		MaxIdleConns:           100,
+		Proxy:                 nil, // a proxy would make the guard check the proxy, not the target
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
+		ResponseHeaderTimeout: MaxTimeout,
+		ExpectContinueTimeout: time.Second,
+		// No total cap: a cap below the sum of the per-host pools (it was
+		// 100, against 4 endpoints × 64 in flight) closes connections that
+		// the next attempt then dials again. Idle connections cannot
+		// outnumber the attempts that were in flight, which each endpoint's
+		// maxConcurrency bounds, and idleConnTimeout closes them.
+		MaxIdleConns:           0,
 		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
 		IdleConnTimeout:        idleConnTimeout,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
