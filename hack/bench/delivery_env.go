@@ -47,12 +47,12 @@ import (
 // keep-alive. Paths under /hang/ hold the request until the client gives up
 // (its attempt timeout) or the sink is closed.
 type sink struct {
-	srv     *http.Server
-	url     string
-	conns   atomic.Int64 // TCP connections accepted
+	srv   *http.Server
+	url   string
+	conns atomic.Int64 // TCP connections accepted
 	// connsBy counts accepted connections per listener address; endpoints
 	// given a listener of their own (listen) are counted separately.
-	connsBy sync.Map // local address → *atomic.Int64
+	connsBy sync.Map     // local address → *atomic.Int64
 	hangs   atomic.Int64 // requests to /hang/ paths
 	release chan struct{}
 

@@ -27,6 +27,11 @@ type Message struct {
 	Created     time.Time `json:"created"`
 	// Round counts manual redeliveries; attempts restart in a new round.
 	Round int `json:"round,omitempty"`
+	// RecordRev is the delivery-log revision of the record the fan-out
+	// created for this message (0: unknown). The first hand-out of the
+	// message starts from NewRecord at this revision instead of reading the
+	// record; the store's compare-and-set catches a record changed meanwhile.
+	RecordRev uint64 `json:"recordRev,omitempty"`
 }
 
 // NewRecord is the delivery-log record of a message not attempted yet.
