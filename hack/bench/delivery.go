@@ -625,10 +625,10 @@ func deliverySection(r deliveryResults) Section {
 		cumPct(r.cum, "dispatch.(*Dispatcher).loadRecord"), cumPct(r.cum, "fanout.(*Fanout).handle"), cumPct(r.cum, "events.(*Stream).Publish"))
 	fmt.Fprintf(&b, "- Connections: the receiver opened %d TCP connections during the %d deliveries, the baseline %d for %d requests (after its warm-up). "+
 		"Each throughput endpoint posts to a sink port of its own, so its connections are counted apart (`ConnState` on that listener): %s "+
-		"since the endpoint was created (warm-up included), against a `maxConcurrency` of %d. The URL sender keeps %d idle connections per host "+
-		"(`endpoints.maxIdlePerHost`, the largest `maxConcurrency`) and no total idle cap, so an attempt reuses a connection an earlier one left idle; "+
-		"a new connection is dialled only while more attempts are in flight than were before.\n",
-		r.recv.conns, r.recv.n, r.base.conns, r.base.n, joinInts(r.recv.connsBy), dlvEndpointConc, dlvEndpointConc)
+		"since the endpoint was created (warm-up included), against a `maxConcurrency` of %d. Each endpoint has a sender of its own "+
+		"(`endpoints.Registry.Sender`) whose transport keeps up to `maxConcurrency` idle connections and opens at most `maxConcurrency` per host "+
+		"(`MaxConnsPerHost`, dialling and idle included), so an attempt reuses a connection an earlier one left idle.\n",
+		r.recv.conns, r.recv.n, r.base.conns, r.base.n, joinInts(r.recv.connsBy), dlvEndpointConc)
 	if f := float64(r.recv.fetches) / float64(r.recv.n); f > 1.05 {
 		fmt.Fprintf(&b, "- Flow control: the dispatch consumer handed out %.2f messages per delivery: the excess was Nak'd with a delay (endpoint saturated) and fetched again.\n", f)
 	} else {
