@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -24,8 +23,8 @@ import (
 
 // handle processes one delivery message: Admit, then the attempt and Judge.
 func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
-	var m fanout.Message
-	if err := json.Unmarshal(msg.Data(), &m); err != nil || m.ID == "" {
+	m, err := fanout.DecodeMessage(msg.Headers(), msg.Data())
+	if err != nil {
 		d.Logger.Error(err, "drop malformed delivery message")
 		_ = msg.Term()
 		return

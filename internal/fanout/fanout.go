@@ -104,11 +104,7 @@ func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error
 		if !queueIt {
 			continue
 		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		fut, err := f.JS.PublishAsync(Subject(m.EndpointUID), b, jetstream.WithMsgID(m.ID))
+		fut, err := f.JS.PublishMsgAsync(m.NewMsg(), jetstream.WithMsgID(m.ID))
 		if err != nil {
 			return fmt.Errorf("queue delivery %s: %w", m.ID, err)
 		}

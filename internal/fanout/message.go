@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -60,11 +59,7 @@ func Requeue(ctx context.Context, js jetstream.JetStream, rec *datav1.Delivery) 
 		ID: rec.ID, EventID: rec.EventID, EventType: rec.EventType, EndpointUID: rec.UID,
 		Namespace: rec.Namespace, Name: rec.Endpoint, Body: []byte(rec.Body), Created: rec.Created, Round: rec.Round + 1,
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if _, err := js.Publish(ctx, Subject(rec.UID), b, jetstream.WithMsgID(fmt.Sprintf("%s.r%d", rec.ID, m.Round))); err != nil {
+	if _, err := js.PublishMsg(ctx, m.NewMsg(), jetstream.WithMsgID(fmt.Sprintf("%s.r%d", rec.ID, m.Round))); err != nil {
 		return fmt.Errorf("requeue delivery %s: %w", rec.ID, err)
 	}
 	return nil
