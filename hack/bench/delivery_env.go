@@ -47,9 +47,12 @@ import (
 // keep-alive. Paths under /hang/ hold the request until the client gives up
 // (its attempt timeout) or the sink is closed.
 type sink struct {
-	srv     *http.Server
-	url     string
-	conns   atomic.Int64 // TCP connections accepted
+	srv   *http.Server
+	url   string
+	conns atomic.Int64 // TCP connections accepted
+	// connsBy counts accepted connections per listener address; endpoints
+	// given a listener of their own (listen) are counted separately.
+	connsBy sync.Map     // local address → *atomic.Int64
 	hangs   atomic.Int64 // requests to /hang/ paths
 	release chan struct{}
 
@@ -75,14 +78,39 @@ func startSink() (*sink, error) {
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
-		ConnState: func(_ net.Conn, st http.ConnState) {
+		ConnState: func(c net.Conn, st http.ConnState) {
 			if st == http.StateNew {
 				s.conns.Add(1)
+				if n, ok := s.connsBy.Load(c.LocalAddr().String()); ok {
+					n.(*atomic.Int64).Add(1)
+				}
 			}
 		},
 	}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// listen serves the sink on one more loopback port and returns its base
+// URL; connsAt counts the connections accepted on it, so an endpoint
+// pointed there has its connections counted on their own (a transport pools
+// connections per host:port).
+func (s *sink) listen() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	s.connsBy.Store(ln.Addr().String(), new(atomic.Int64))
+	go func() { _ = s.srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// connsAt is the number of connections accepted on a listen URL.
+func (s *sink) connsAt(base string) int64 {
+	if n, ok := s.connsBy.Load(strings.TrimPrefix(base, "http://")); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 func (s *sink) close() {
@@ -296,6 +324,7 @@ func (d *deliveryEnv) namespace(ctx context.Context, name string) error {
 
 type endpointSpec struct {
 	ns, name, path string
+	base           string // URL base; empty: the sink's main listener
 	events         []string
 	concurrency    int32
 	timeout        time.Duration
@@ -309,9 +338,13 @@ func (d *deliveryEnv) createEndpoints(ctx context.Context, specs []endpointSpec)
 		if s.timeout > 0 {
 			pol.Timeout = &metav1.Duration{Duration: s.timeout}
 		}
+		base := s.base
+		if base == "" {
+			base = d.sink.url
+		}
 		w := &miraapi.WebhookEndpoint{
 			ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: s.name},
-			Spec:       miraapi.WebhookEndpointSpec{URL: d.sink.url + s.path, Events: s.events, Delivery: pol},
+			Spec:       miraapi.WebhookEndpointSpec{URL: base + s.path, Events: s.events, Delivery: pol},
 		}
 		if err := d.k8s.Create(ctx, w); err != nil {
 			return nil, fmt.Errorf("create endpoint %s/%s: %w", s.ns, s.name, err)

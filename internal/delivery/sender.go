@@ -100,6 +100,10 @@ type SenderOptions struct {
 	MaxResponseBytes int64
 	// MaxIdleConnsPerHost is the keep-alive pool per host; 0 means DefaultMaxIdleConnsPerHost.
 	MaxIdleConnsPerHost int
+	// MaxConnsPerHost bounds the connections per host, dialling, active and
+	// idle together; 0 means no bound. A sender of one endpoint sets it to
+	// the endpoint's maxConcurrency, so a burst never opens more.
+	MaxConnsPerHost int
 	// Clock is used to read HTTP-date Retry-After values; nil is the system clock.
 	Clock Clock
 }
@@ -126,6 +130,9 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 	if opts.MaxIdleConnsPerHost < 0 {
 		return nil, fmt.Errorf("new sender: max idle connections per host %d is negative", opts.MaxIdleConnsPerHost)
 	}
+	if opts.MaxConnsPerHost < 0 {
+		return nil, fmt.Errorf("new sender: max connections per host %d is negative", opts.MaxConnsPerHost)
+	}
 	if opts.MaxIdleConnsPerHost == 0 {
 		opts.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}
@@ -149,14 +156,20 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 		dialer.Control = opts.Guard.Control
 	}
 	tr := &http.Transport{
-		Proxy:                  nil, // a proxy would make the guard check the proxy, not the target
-		DialContext:            dialer.DialContext,
-		TLSClientConfig:        tlsConf,
-		TLSHandshakeTimeout:    tlsHandshakeTimeout,
-		ResponseHeaderTimeout:  MaxTimeout,
-		ExpectContinueTimeout:  time.Second,
-		MaxIdleConns:           100,
+		Proxy:                 nil, // a proxy would make the guard check the proxy, not the target
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
+		ResponseHeaderTimeout: MaxTimeout,
+		ExpectContinueTimeout: time.Second,
+		// No total cap: a cap below the sum of the per-host pools (it was
+		// 100, against 4 endpoints × 64 in flight) closes connections that
+		// the next attempt then dials again. Idle connections cannot
+		// outnumber the attempts that were in flight, which each endpoint's
+		// maxConcurrency bounds, and idleConnTimeout closes them.
+		MaxIdleConns:           0,
 		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
+		MaxConnsPerHost:        opts.MaxConnsPerHost,
 		IdleConnTimeout:        idleConnTimeout,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		DisableCompression:     true, // the excerpt is what the consumer sent; no gzip bombs

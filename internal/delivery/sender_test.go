@@ -521,6 +521,7 @@ func TestNewSenderRejects(t *testing.T) {
 		{"negative excerpt", SenderOptions{MaxResponseBytes: -1}},
 		{"excerpt above bound", SenderOptions{MaxResponseBytes: MaxMaxResponseBytes + 1}},
 		{"negative idle pool", SenderOptions{MaxIdleConnsPerHost: -1}},
+		{"negative connection bound", SenderOptions{MaxConnsPerHost: -1}},
 		{"TLS 1.0", SenderOptions{TLS: &tls.Config{MinVersion: tls.VersionTLS10}}}, //nolint:gosec // G402: the case checks that it is refused
 		{"invalid allowed CIDR", SenderOptions{Guard: &Guard{AllowCIDRs: make([]netip.Prefix, 1)}}},
 	}

@@ -27,9 +27,10 @@ type Endpoint struct {
 	current    string
 	previous   string
 	previousAt time.Time
-	// TLS sender, rebuilt when the TLS Secrets change.
-	tlsRV     string
-	tlsSender *delivery.Sender
+	// The endpoint's own sender, rebuilt when its key (target kind,
+	// maxConcurrency, TLS Secrets' versions) changes.
+	senderKey string
+	sender    *delivery.Sender
 
 	breaker *delivery.Breaker
 	rate    *delivery.RateLimit
@@ -149,4 +150,13 @@ func Target(w *miraapi.WebhookEndpoint) (string, error) {
 		return "", fmt.Errorf("target URL: %w", err)
 	}
 	return w.Status.TargetURL, nil
+}
+
+// closeIdle closes the idle connections of the endpoint's sender.
+func (e *Endpoint) closeIdle() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sender != nil {
+		e.sender.CloseIdleConnections()
+	}
 }

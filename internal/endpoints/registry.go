@@ -38,18 +38,13 @@ type Registry struct {
 	byUID map[types.UID]*Endpoint
 	byKey map[types.NamespacedName]types.UID
 
-	urlSender     *delivery.Sender
-	serviceSender *delivery.Sender
-	synced        func() bool
+	synced func() bool
 }
 
 // HasSynced reports whether the informer's initial list reached the registry.
 func (r *Registry) HasSynced() bool {
 	return r.synced != nil && r.synced()
 }
-
-// maxIdlePerHost matches the largest maxConcurrency an endpoint may set.
-const maxIdlePerHost = 64
 
 // RegistryOptions configure a Registry.
 type RegistryOptions struct {
@@ -70,20 +65,14 @@ func NewRegistry(o RegistryOptions) (*Registry, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	// Keep as many idle connections per host as attempts may run at once
-	// (maxConcurrency ≤ 64), so deliveries reuse connections.
-	urlSender, err := delivery.NewSender(delivery.SenderOptions{Guard: o.Guard, MaxResponseBytes: o.MaxResponseBytes, MaxIdleConnsPerHost: maxIdlePerHost})
-	if err != nil {
-		return nil, err
-	}
-	svcSender, err := delivery.NewSender(delivery.SenderOptions{MaxResponseBytes: o.MaxResponseBytes, MaxIdleConnsPerHost: maxIdlePerHost})
-	if err != nil {
+	// Senders are built per endpoint on first use; this one only checks
+	// the options now rather than at the first delivery.
+	if _, err := delivery.NewSender(delivery.SenderOptions{Guard: o.Guard, MaxResponseBytes: o.MaxResponseBytes}); err != nil {
 		return nil, err
 	}
 	return &Registry{
 		reader: o.Reader, guard: o.Guard, grace: o.RotationGrace, now: o.Now, maxResponseBytes: o.MaxResponseBytes,
 		byUID: map[types.UID]*Endpoint{}, byKey: map[types.NamespacedName]types.UID{},
-		urlSender: urlSender, serviceSender: svcSender,
 	}, nil
 }
 
@@ -153,6 +142,9 @@ func olderThan(a, b string) bool {
 func (r *Registry) remove(w *miraapi.WebhookEndpoint) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if e := r.byUID[w.UID]; e != nil {
+		e.closeIdle()
+	}
 	delete(r.byUID, w.UID)
 	key := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
 	if r.byKey[key] == w.UID {
@@ -225,51 +217,66 @@ func (r *Registry) SigningSecrets(ctx context.Context, e *Endpoint) (string, []s
 
 // Sender returns the HTTP sender for an endpoint: guarded for url targets,
 // unguarded for in-cluster Services, with the endpoint's TLS settings.
+//
+// Each endpoint has a sender of its own whose connections per host are
+// bounded by the endpoint's maxConcurrency, idle ones included: a burst
+// reuses the connections of earlier attempts and never opens more than
+// maxConcurrency (a transport shared by all endpoints dialled extra
+// connections while others were being freed, and let one endpoint's
+// connections crowd another's out of the idle pool). Idle endpoints have
+// no sender until their first delivery.
 func (r *Registry) Sender(ctx context.Context, e *Endpoint) (*delivery.Sender, error) {
 	w := e.Object()
-	if w.Spec.TLS == nil {
-		if w.Spec.Service != nil {
-			return r.serviceSender, nil
-		}
-		return r.urlSender, nil
-	}
+	conc := w.GetMaxConcurrency()
+	key := fmt.Sprintf("service=%t conc=%d", w.Spec.Service != nil, conc)
 	var caPEM, certPEM, keyPEM []byte
-	rv := ""
-	if ref := w.Spec.TLS.CASecretRef; ref != nil {
-		s := &corev1.Secret{}
-		if err := r.reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: ref.Name}, s); err != nil {
-			return nil, fmt.Errorf("read CA Secret %s: %w", ref.Name, err)
+	if w.Spec.TLS != nil {
+		rv := ""
+		if ref := w.Spec.TLS.CASecretRef; ref != nil {
+			s := &corev1.Secret{}
+			if err := r.reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: ref.Name}, s); err != nil {
+				return nil, fmt.Errorf("read CA Secret %s: %w", ref.Name, err)
+			}
+			key := ref.Key
+			if key == "" {
+				key = "ca.crt"
+			}
+			caPEM, rv = s.Data[key], rv+s.ResourceVersion
 		}
-		key := ref.Key
-		if key == "" {
-			key = "ca.crt"
+		if ref := w.Spec.TLS.ClientCertSecretRef; ref != nil {
+			s := &corev1.Secret{}
+			if err := r.reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: ref.Name}, s); err != nil {
+				return nil, fmt.Errorf("read client certificate Secret %s: %w", ref.Name, err)
+			}
+			certPEM, keyPEM, rv = s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey], rv+"/"+s.ResourceVersion
 		}
-		caPEM, rv = s.Data[key], rv+s.ResourceVersion
-	}
-	if ref := w.Spec.TLS.ClientCertSecretRef; ref != nil {
-		s := &corev1.Secret{}
-		if err := r.reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: ref.Name}, s); err != nil {
-			return nil, fmt.Errorf("read client certificate Secret %s: %w", ref.Name, err)
-		}
-		certPEM, keyPEM, rv = s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey], rv+"/"+s.ResourceVersion
+		key += " tls=" + rv
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.tlsSender != nil && e.tlsRV == rv {
-		return e.tlsSender, nil
+	if e.sender != nil && e.senderKey == key {
+		return e.sender, nil
 	}
-	cfg, err := delivery.TLSConfigFromPEM(caPEM, certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("TLS settings of %s/%s: %w", w.Namespace, w.Name, err)
-	}
-	var guard *delivery.Guard
+	opts := delivery.SenderOptions{MaxResponseBytes: r.maxResponseBytes, MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
 	if w.Spec.Service == nil {
-		guard = r.guard
+		opts.Guard = r.guard
 	}
-	s, err := delivery.NewSender(delivery.SenderOptions{Guard: guard, TLS: cfg, MaxResponseBytes: r.maxResponseBytes, MaxIdleConnsPerHost: maxIdlePerHost})
+	if w.Spec.TLS != nil {
+		cfg, err := delivery.TLSConfigFromPEM(caPEM, certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("TLS settings of %s/%s: %w", w.Namespace, w.Name, err)
+		}
+		opts.TLS = cfg
+	}
+	s, err := delivery.NewSender(opts)
 	if err != nil {
 		return nil, err
 	}
-	e.tlsSender, e.tlsRV = s, rv
+	if e.sender != nil {
+		// Attempts still running on the old sender finish; its idle
+		// connections close now.
+		e.sender.CloseIdleConnections()
+	}
+	e.sender, e.senderKey = s, key
 	return s, nil
 }

@@ -104,11 +104,7 @@ func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error
 		if !queueIt {
 			continue
 		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		fut, err := f.JS.PublishAsync(Subject(m.EndpointUID), b, jetstream.WithMsgID(m.ID))
+		fut, err := f.JS.PublishMsgAsync(m.NewMsg(), jetstream.WithMsgID(m.ID))
 		if err != nil {
 			return fmt.Errorf("queue delivery %s: %w", m.ID, err)
 		}
@@ -132,8 +128,9 @@ func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error
 // still needs queuing (a new record, or one still pending because an earlier
 // fan-out stopped between the record and the message).
 func (f *Fanout) createRecord(ctx context.Context, m *Message) (bool, error) {
-	_, err := f.Log.Create(ctx, m.NewRecord())
+	rev, err := f.Log.Create(ctx, m.NewRecord())
 	if err == nil {
+		m.RecordRev = rev
 		return true, nil
 	}
 	if !errors.Is(err, deliverylog.ErrConflict) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -27,6 +26,11 @@ type Message struct {
 	Created     time.Time `json:"created"`
 	// Round counts manual redeliveries; attempts restart in a new round.
 	Round int `json:"round,omitempty"`
+	// RecordRev is the delivery-log revision of the record the fan-out
+	// created for this message (0: unknown). The first hand-out of the
+	// message starts from NewRecord at this revision instead of reading the
+	// record; the store's compare-and-set catches a record changed meanwhile.
+	RecordRev uint64 `json:"recordRev,omitempty"`
 }
 
 // NewRecord is the delivery-log record of a message not attempted yet.
@@ -55,11 +59,7 @@ func Requeue(ctx context.Context, js jetstream.JetStream, rec *datav1.Delivery) 
 		ID: rec.ID, EventID: rec.EventID, EventType: rec.EventType, EndpointUID: rec.UID,
 		Namespace: rec.Namespace, Name: rec.Endpoint, Body: []byte(rec.Body), Created: rec.Created, Round: rec.Round + 1,
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if _, err := js.Publish(ctx, Subject(rec.UID), b, jetstream.WithMsgID(fmt.Sprintf("%s.r%d", rec.ID, m.Round))); err != nil {
+	if _, err := js.PublishMsg(ctx, m.NewMsg(), jetstream.WithMsgID(fmt.Sprintf("%s.r%d", rec.ID, m.Round))); err != nil {
 		return fmt.Errorf("requeue delivery %s: %w", rec.ID, err)
 	}
 	return nil
