@@ -99,12 +99,13 @@ metadata:
 spec:
   version: $VERSION
   homepage: https://github.com/mira/mira-operator
-  shortDescription: Mira webhook deliveries, redelivery, test events, secret rotation
+  shortDescription: Mira webhook deliveries, redelivery, test events, dashboard
   description: |
     kubectl mira reads the delivery log of Mira WebhookEndpoints and acts on
     them: deliveries, delivery, redeliver, test, rotate-secret, enable,
-    report and version. It talks to the API server of your kubeconfig and,
-    through its service proxy, to the Mira receiver.
+    report, rescore, dashboard (a local web page) and version. It talks to
+    the API server of your kubeconfig and, through its service proxy, to the
+    Mira receiver.
   platforms:
 $krew_platforms
 KREW
