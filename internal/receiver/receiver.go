@@ -298,6 +298,8 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 		return nil, fmt.Errorf("open delivery log: %w", err)
 	}
 	r.Log, _ = deliverylog.New(kvLog)
+	// 0 (not connected yet) falls back to the NATS default of 1 MiB.
+	r.Log.MaxRecordBytes = deliverylog.RecordBudget(r.NATS.MaxPayload())
 	kvStats, err := r.JetStream.KeyValue(ctx, queue.EndpointStatsBucket)
 	if err != nil {
 		r.Close()
