@@ -74,6 +74,7 @@ type Options struct {
 	Replicas           int
 	MaxAckPending      int
 	MaxStoreBytes      int64
+	StorageMaxBytes    int64
 	MaxResponseBytes   int64
 	// Leader election: with several replicas only the elected one writes
 	// status and acts on annotations; every replica delivers.
@@ -104,7 +105,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AllowedCIDRs, "allowed-cidrs", "", "comma-separated CIDRs url targets may resolve to despite the outbound guard, e.g. 10.20.0.0/16")
 	fs.IntVar(&o.Replicas, "stream-replicas", 1, "replicas of streams and buckets (3 on a NATS cluster)")
 	fs.IntVar(&o.MaxAckPending, "max-ack-pending", 10000, "per endpoint: deliveries in flight or waiting for a retry; newer ones wait in the stream")
-	fs.Int64Var(&o.MaxStoreBytes, "max-store-bytes", 0, "bound of the embedded JetStream store in bytes (0: a share of the disk)")
+	fs.Int64Var(&o.MaxStoreBytes, "max-store-bytes", 0, "bound of the embedded JetStream store in bytes (0: 75% of the data volume's size)")
+	fs.Int64Var(&o.StorageMaxBytes, "storage-max-bytes", 0, "bytes the streams and buckets may use together, split in fixed shares (0: 95% of the embedded store, or 10 GiB per replica on --nats-url); when full, ingest answers 503, the oldest delivery-log entries age out and queued deliveries wait")
 	fs.Int64Var(&o.MaxResponseBytes, "max-response-bytes", 64<<10, "bytes of a consumer's response body kept in the delivery log")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "run several replicas on one NATS cluster: all deliver, the elected one writes status and handles annotations")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "mira-receiver.platform.mira.io", "name of the receiver's leader-election Lease")
@@ -115,7 +117,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	for group, names := range map[string][]string{
 		"Server": {"listen", "metrics-bind-address", "shutdown-grace"},
 		"NATS": {"nats-url", "data-dir", "jetstream-sync-always", "jetstream-sync-interval", "stream-replicas",
-			"max-store-bytes", "retention"},
+			"max-store-bytes", "storage-max-bytes", "retention"},
 		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allowed-cidrs",
 			"rotation-grace", "status-interval"},
 		"Kubernetes": {"watch-namespace", "integrations-secret", "leader-elect", "leader-election-id",
@@ -160,7 +162,9 @@ type Receiver struct {
 	Integrations *integrations.Secret
 	Logger       logr.Logger
 	metrics      *metrics
-	embedded     interface {
+	// storeBytes bounds the embedded store (0 on an external cluster).
+	storeBytes int64
+	embedded   interface {
 		Shutdown()
 		WaitForShutdown()
 	}
@@ -325,7 +329,13 @@ func ptrTrue() *bool { t := true; return &t }
 // still forming (or electing a meta leader after a node restart) that can
 // time out, so it is retried for up to two minutes before giving up.
 func (r *Receiver) ensureStreams(ctx context.Context) error {
-	cfg := queue.Config{Replicas: r.Options.Replicas, Retention: r.Options.Retention}
+	cfg := queue.Config{Replicas: r.Options.Replicas, Retention: r.Options.Retention, MaxBytes: r.Options.StorageMaxBytes}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = queue.DefaultExternalMaxBytes
+		if r.storeBytes > 0 {
+			cfg.MaxBytes = queue.StreamBytes(r.storeBytes)
+		}
+	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := queue.Ensure(ctx, r.JetStream, cfg)
@@ -353,8 +363,13 @@ func (r *Receiver) connect(ctx context.Context) error {
 		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 			return fmt.Errorf("create data directory: %w", err)
 		}
+		store, err := queue.EmbeddedStore(o.DataDir, o.MaxStoreBytes)
+		if err != nil {
+			return err
+		}
+		r.storeBytes = store
 		ns, err := queue.StartEmbedded(queue.EmbeddedOptions{
-			DataDir: o.DataDir, Port: -1, SyncAlways: o.SyncAlways, SyncInterval: o.SyncInterval, MaxStore: o.MaxStoreBytes,
+			DataDir: o.DataDir, Port: -1, SyncAlways: o.SyncAlways, SyncInterval: o.SyncInterval, MaxStore: store,
 		})
 		if err != nil {
 			return err
