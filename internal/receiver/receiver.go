@@ -70,12 +70,15 @@ type Options struct {
 	FanoutWorkers      int
 	ShutdownGrace      time.Duration
 	AllowPrivate       bool
+	AllowLoopback      bool
 	AllowedCIDRs       string
 	Replicas           int
 	MaxAckPending      int
 	MaxStoreBytes      int64
 	StorageMaxBytes    int64
-	MaxResponseBytes   int64
+	// MaxInboundConcurrency caps requests served at once.
+	MaxInboundConcurrency int
+	MaxResponseBytes      int64
 	// Leader election: with several replicas only the elected one writes
 	// status and acts on annotations; every replica delivers.
 	LeaderElect        bool
@@ -89,6 +92,7 @@ type Options struct {
 // BindFlags registers the options on fs with their defaults.
 func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", ":8080", "address of the webhook and API routes, /healthz and /readyz")
+	fs.IntVar(&o.MaxInboundConcurrency, "max-concurrent-requests", 256, "requests served at once on --listen; past it the receiver answers 503 with Retry-After (0: no limit)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9090", "address of the Prometheus metrics endpoint; \"0\" disables it")
 	fs.StringVar(&o.DataDir, "data-dir", "/var/lib/mira", "directory of the embedded JetStream file store (ignored with --nats-url)")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster (JetStream enabled) instead of the embedded server, e.g. nats://nats.nats:4222")
@@ -101,7 +105,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Retention, "retention", 7*24*time.Hour, "how long events and the delivery log are kept")
 	fs.IntVar(&o.FanoutWorkers, "fanout-workers", 32, "events fanned out in parallel")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 20*time.Second, "time in-flight deliveries get to finish on shutdown")
-	fs.BoolVar(&o.AllowPrivate, "allow-private-targets", false, "let url targets resolve to private, loopback and link-local addresses (cloud metadata stays refused unless in --allowed-cidrs)")
+	fs.BoolVar(&o.AllowPrivate, "allow-private-targets", false, "let url targets resolve to private and CGNAT addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); loopback, link-local and cloud metadata stay refused")
+	fs.BoolVar(&o.AllowLoopback, "allow-loopback-targets", false, "let url targets resolve to loopback addresses (127/8, ::1), for consumers on the receiver's own host (local development); cloud metadata stays refused")
 	fs.StringVar(&o.AllowedCIDRs, "allowed-cidrs", "", "comma-separated CIDRs url targets may resolve to despite the outbound guard, e.g. 10.20.0.0/16")
 	fs.IntVar(&o.Replicas, "stream-replicas", 1, "replicas of streams and buckets (3 on a NATS cluster)")
 	fs.IntVar(&o.MaxAckPending, "max-ack-pending", 10000, "per endpoint: deliveries in flight or waiting for a retry; newer ones wait in the stream")
@@ -115,10 +120,10 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.LeaseRenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up (and the process exits to be restarted)")
 	fs.DurationVar(&o.LeaseRetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
 	for group, names := range map[string][]string{
-		"Server": {"listen", "metrics-bind-address", "shutdown-grace"},
+		"Server": {"listen", "max-concurrent-requests", "metrics-bind-address", "shutdown-grace"},
 		"NATS": {"nats-url", "data-dir", "jetstream-sync-always", "jetstream-sync-interval", "stream-replicas",
 			"max-store-bytes", "storage-max-bytes", "retention"},
-		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allowed-cidrs",
+		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allow-loopback-targets", "allowed-cidrs",
 			"rotation-grace", "status-interval"},
 		"Kubernetes": {"watch-namespace", "integrations-secret", "leader-elect", "leader-election-id",
 			"leader-election-namespace", "leader-elect-lease-duration", "leader-elect-renew-deadline", "leader-elect-retry-period"},
@@ -135,7 +140,7 @@ const FlagGroupAnnotation = "mira.platform.mira.io/flag-group"
 
 // Guard builds the outbound guard from the options.
 func (o *Options) Guard() (*delivery.Guard, error) {
-	g := &delivery.Guard{AllowPrivate: o.AllowPrivate, AllowLoopback: o.AllowPrivate}
+	g := &delivery.Guard{AllowPrivate: o.AllowPrivate, AllowLoopback: o.AllowLoopback}
 	for _, c := range strings.Split(o.AllowedCIDRs, ",") {
 		if c = strings.TrimSpace(c); c == "" {
 			continue
