@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -138,7 +137,7 @@ func (r *WebhookEndpointReconciler) resolveTarget(ctx context.Context, obj *mira
 			}
 			return out.transientFail(err, "get Service")
 		}
-		out.targetURL = ServiceURL(obj)
+		out.targetURL = miraapi.ServiceURL(obj)
 		return true
 	}
 	u, err := url.Parse(obj.Spec.URL)
@@ -149,33 +148,13 @@ func (r *WebhookEndpointReconciler) resolveTarget(ctx context.Context, obj *mira
 		// Never echo the URL: it holds credentials.
 		return out.fail(miraapi.InvalidSpecReason, "url must not embed credentials; use a custom header-free endpoint or a Service")
 	}
-	out.targetURL = u.String()
+	// status.targetURL, the Ready message and Events show the URL without
+	// query values: they often carry tokens.
+	out.targetURL = miraapi.RedactURL(u.String())
 	if u.Scheme == "http" && !r.AllowInsecureURLs {
-		return out.fail(miraapi.InsecureURLReason, "plain http url %s is refused; use https or run the manager with --allow-insecure-urls", u.Redacted())
+		return out.fail(miraapi.InsecureURLReason, "plain http url %s is refused; use https or run the manager with --allow-insecure-urls", out.targetURL)
 	}
 	return true
-}
-
-// ServiceURL is the in-cluster URL of a service target.
-func ServiceURL(obj *miraapi.WebhookEndpoint) string {
-	svc := obj.Spec.Service
-	scheme := svc.Scheme
-	if scheme == "" {
-		scheme = "https"
-	}
-	port := int32(443)
-	if scheme == "http" {
-		port = 80
-	}
-	if svc.Port != nil {
-		port = *svc.Port
-	}
-	path := svc.Path
-	if path == "" {
-		path = "/"
-	}
-	u := url.URL{Scheme: scheme, Host: svc.Name + "." + obj.ServiceNamespace() + ".svc:" + strconv.Itoa(int(port)), Path: path}
-	return u.String()
 }
 
 // reconcileSigningSecret makes sure the signing secret can be read: it

@@ -123,14 +123,15 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		rec.FirstAttempt = &now
 	}
 	rec.AttemptCount++
-	rec.URL = target
+	shown := miraapi.RedactURL(target) // the log is read by many: no tokens
+	rec.URL = shown
 	v := Judge(res, policyFor(obj), rec.AttemptCount, *rec.FirstAttempt, now, d.Rand)
 	report(breaker, v.Breaker)
 	if breaker.State() != delivery.StateOpen {
 		d.Metrics.CircuitOpen.WithLabelValues(ns, name).Set(0)
 	}
 	a := datav1.Attempt{
-		Number: rec.AttemptCount, Round: rec.Round, Time: now, DurationMillis: res.Duration.Milliseconds(), URL: target,
+		Number: rec.AttemptCount, Round: rec.Round, Time: now, DurationMillis: res.Duration.Milliseconds(), URL: shown,
 		RequestHeaders: flatten(req.Header), StatusCode: res.StatusCode, ResponseHeaders: flatten(res.Header),
 		ResponseBody: res.BodyExcerpt, Error: v.Error, Outcome: v.Outcome,
 	}
