@@ -4,6 +4,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"github.com/mira/mira-operator/internal/metricsendpoint"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -15,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/controllers"
@@ -24,6 +24,7 @@ import (
 // Options are the manager's flags.
 type Options struct {
 	MetricsAddr        string
+	Metrics            metricsendpoint.Flags
 	ProbeAddr          string
 	LeaderElect        bool
 	LeaderElectionID   string
@@ -53,6 +54,7 @@ const FlagGroupAnnotation = "mira.platform.mira.io/flag-group"
 // BindFlags registers the options on fs with their defaults.
 func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8081", "address the Prometheus metrics endpoint binds to; \"0\" disables it")
+	o.Metrics.Bind(fs)
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8082", "address the /healthz and /readyz probes bind to")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader so that only one manager replica reconciles at a time")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "mira-operator-manager.platform.mira.io", "name of the leader-election Lease")
@@ -62,7 +64,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.MaxConcurrentRecon, "concurrent", 4, "reconciles run in parallel per kind")
 	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Hour, "how often every object is reconciled even without changes")
 	for group, names := range map[string][]string{
-		"Server":     {"metrics-bind-address", "health-probe-bind-address"},
+		"Server":     {"metrics-bind-address", "metrics-secure", "metrics-cert-dir", "health-probe-bind-address"},
 		"Controller": {"allow-insecure-urls", "concurrent", "sync-period"},
 		"Kubernetes": {"watch-namespace", "leader-elect", "leader-election-id", "leader-election-namespace"},
 	} {
@@ -80,7 +82,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                 o.Metrics.Options(o.MetricsAddr),
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        o.LeaderElectionID,

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mira/mira-operator/internal/metricsendpoint"
 	"net"
 	"net/http"
 	"net/netip"
@@ -39,7 +40,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/actions"
@@ -58,6 +58,7 @@ import (
 type Options struct {
 	Listen             string
 	MetricsAddr        string
+	Metrics            metricsendpoint.Flags
 	DataDir            string
 	NATSURL            string
 	IntegrationsSecret string
@@ -94,6 +95,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", ":8080", "address of the webhook and API routes, /healthz and /readyz")
 	fs.IntVar(&o.MaxInboundConcurrency, "max-concurrent-requests", 256, "requests served at once on --listen; past it the receiver answers 503 with Retry-After (0: no limit)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9090", "address of the Prometheus metrics endpoint; \"0\" disables it")
+	o.Metrics.Bind(fs)
 	fs.StringVar(&o.DataDir, "data-dir", "/var/lib/mira", "directory of the embedded JetStream file store (ignored with --nats-url)")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster (JetStream enabled) instead of the embedded server, e.g. nats://nats.nats:4222")
 	fs.StringVar(&o.IntegrationsSecret, "integrations-secret", "", "namespace/name of the Secret with api-token, recall-webhook-secret, recall-api-key, stripe-webhook-secret")
@@ -120,7 +122,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.LeaseRenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up (and the process exits to be restarted)")
 	fs.DurationVar(&o.LeaseRetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
 	for group, names := range map[string][]string{
-		"Server": {"listen", "max-concurrent-requests", "metrics-bind-address", "shutdown-grace"},
+		"Server": {"listen", "max-concurrent-requests", "metrics-bind-address", "metrics-secure", "metrics-cert-dir", "shutdown-grace"},
 		"NATS": {"nats-url", "data-dir", "jetstream-sync-always", "jetstream-sync-interval", "stream-replicas",
 			"max-store-bytes", "storage-max-bytes", "retention"},
 		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allow-loopback-targets", "allowed-cidrs",
@@ -259,7 +261,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	}
 	mopts := ctrl.Options{
 		Scheme:                 Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                o.Metrics.Options(o.MetricsAddr),
 		HealthProbeBindAddress: "0",
 		Cache:                  cacheOpts,
 	}

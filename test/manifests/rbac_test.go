@@ -101,6 +101,9 @@ func TestRBAC(t *testing.T) {
 		allow("update", "coordination.k8s.io", "leases", "", Namespace),
 		deny("create", "coordination.k8s.io", "leases", "", team),
 		deny("delete", "coordination.k8s.io", "leases", "", Namespace),
+		// Checks scrapers of its secure /metrics.
+		allow("create", "authentication.k8s.io", "tokenreviews", "", ""),
+		allow("create", "authorization.k8s.io", "subjectaccessreviews", "", ""),
 	}
 	manager := []access{
 		// Generates and rotates signing Secrets: the one writer of Secrets.
@@ -123,6 +126,8 @@ func TestRBAC(t *testing.T) {
 		deny("create", "coordination.k8s.io", "leases", "", team),
 		deny("create", "", "pods", "", team),
 		deny("patch", "", "services", "", team),
+		allow("create", "authentication.k8s.io", "tokenreviews", "", ""),
+		allow("create", "authorization.k8s.io", "subjectaccessreviews", "", ""),
 	}
 	for sa, table := range map[string][]access{"mira-receiver": receiver, "mira-manager": manager} {
 		for _, a := range table {
