@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mira/mira-operator/internal/metricsendpoint"
+	"github.com/mira/mira-operator/internal/secretcache"
 	"net"
 	"net/http"
 	"net/netip"
@@ -29,7 +30,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -250,7 +250,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	}
 	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		// The receiver only reads these objects, so it can skip the copies.
-		&corev1.Secret{}:           {UnsafeDisableDeepCopy: ptrTrue()},
+		// Secrets never go through the cache: see secretcache.
 		&miraapi.WebhookEndpoint{}: {UnsafeDisableDeepCopy: ptrTrue()},
 	}}
 	if o.WatchNamespace != "" {
@@ -298,7 +298,14 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 		r.Close()
 		return nil, err
 	}
-	r.Registry, err = endpoints.NewRegistry(endpoints.RegistryOptions{Reader: mgr.GetCache(), Guard: guard, RotationGrace: o.RotationGrace, MaxResponseBytes: o.MaxResponseBytes})
+	// Secrets are read by name and cached briefly; the receiver never lists
+	// or watches them (its ClusterRole only has "get").
+	secrets, err := secretcache.New(mgr.GetCache(), mgr.GetAPIReader())
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.Registry, err = endpoints.NewRegistry(endpoints.RegistryOptions{Reader: secrets, Guard: guard, RotationGrace: o.RotationGrace, MaxResponseBytes: o.MaxResponseBytes})
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -321,7 +328,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	r.Status.CountPatches(r.metrics.statusPatches)
 	r.Status.SetElected(mgr.Elected())
 	r.Publisher = &events.Stream{JS: r.JetStream}
-	r.Integrations = &integrations.Secret{Reader: mgr.GetCache(), Key: integrationsKey}
+	r.Integrations = &integrations.Secret{Reader: secrets, Key: integrationsKey}
 	if err := (&actions.Actions{Client: mgr.GetClient(), JS: r.JetStream, Publisher: r.Publisher, Registry: r.Registry,
 		Log: r.Log, Status: r.Status, Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		r.Close()

@@ -66,9 +66,15 @@ func TestRBAC(t *testing.T) {
 		allow("watch", mira, "webhookendpoints", "", ""),
 		allow("list", mira, "scoringtemplates", "", ""),
 		allow("get", "", "secrets", "", team),
-		allow("list", "", "secrets", "", ""),
-		allow("watch", "", "secrets", "", ""),
 		allow("get", "", "secrets", "", Namespace),
+		// Secrets by name only: never listed or watched, in no namespace
+		// (issue 11: the receiver faces the internet and cached them all).
+		deny("list", "", "secrets", "", ""),
+		deny("watch", "", "secrets", "", ""),
+		deny("list", "", "secrets", "", team),
+		deny("watch", "", "secrets", "", team),
+		deny("list", "", "secrets", "", Namespace),
+		deny("watch", "", "secrets", "", Namespace),
 		// Writes only delivery status (server-side apply is a PATCH) and Events.
 		allow("patch", mira, "webhookendpoints", "status", team),
 		allow("get", mira, "webhookendpoints", "status", team),
