@@ -39,6 +39,9 @@ type WebhookEndpointReconciler struct {
 	Recorder  events.EventRecorder
 	// AllowInsecureURLs lets plain-http url targets become Ready.
 	AllowInsecureURLs bool
+	// AllowCrossNamespaceTargets lets spec.service name a Service in
+	// another namespace (compare Flux's --no-cross-namespace-refs).
+	AllowCrossNamespaceTargets bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Concurrency is how many endpoints reconcile in parallel.
@@ -129,13 +132,20 @@ func (r *WebhookEndpointReconciler) resolveTarget(ctx context.Context, obj *mira
 	if obj.Spec.Service != nil {
 		svc := obj.Spec.Service
 		ns := obj.ServiceNamespace()
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Service"))
-		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: svc.Name}, meta); err != nil {
+		if ns != obj.Namespace && !r.AllowCrossNamespaceTargets {
+			return out.fail(miraapi.CrossNamespaceTargetReason,
+				"Service %s/%s is in another namespace; targets must be in %s unless the operator runs with --allow-cross-namespace-targets", ns, svc.Name, obj.Namespace)
+		}
+		service := &corev1.Service{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: svc.Name}, service); err != nil {
 			if apierrors.IsNotFound(err) {
 				return out.fail(miraapi.ServiceNotFoundReason, "Service %s/%s not found", ns, svc.Name)
 			}
 			return out.transientFail(err, "get Service")
+		}
+		if service.Spec.Type == corev1.ServiceTypeExternalName {
+			return out.fail(miraapi.ExternalNameServiceReason,
+				"Service %s/%s is of type ExternalName, which is refused: it can resolve to any address; point spec.url at the external host instead", ns, svc.Name)
 		}
 		out.targetURL = miraapi.ServiceURL(obj)
 		return true

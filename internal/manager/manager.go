@@ -23,16 +23,18 @@ import (
 
 // Options are the manager's flags.
 type Options struct {
-	MetricsAddr        string
-	Metrics            metricsendpoint.Flags
-	ProbeAddr          string
-	LeaderElect        bool
-	LeaderElectionID   string
-	LeaderElectionNS   string
-	AllowInsecureURLs  bool
-	WatchNamespace     string
-	MaxConcurrentRecon int
-	SyncPeriod         time.Duration
+	MetricsAddr       string
+	Metrics           metricsendpoint.Flags
+	ProbeAddr         string
+	LeaderElect       bool
+	LeaderElectionID  string
+	LeaderElectionNS  string
+	AllowInsecureURLs bool
+	// AllowCrossNamespaceTargets lets spec.service name other namespaces.
+	AllowCrossNamespaceTargets bool
+	WatchNamespace             string
+	MaxConcurrentRecon         int
+	SyncPeriod                 time.Duration
 }
 
 // Scheme returns the scheme with the built-in and Mira types.
@@ -60,12 +62,13 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "mira-operator-manager.platform.mira.io", "name of the leader-election Lease")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
 	fs.BoolVar(&o.AllowInsecureURLs, "allow-insecure-urls", false, "let WebhookEndpoints with plain http:// urls become Ready (for local development)")
+	fs.BoolVar(&o.AllowCrossNamespaceTargets, "allow-cross-namespace-targets", false, "let spec.service name a Service in another namespace (the receiver needs the same flag)")
 	fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "only reconcile objects in this namespace (default: all namespaces)")
 	fs.IntVar(&o.MaxConcurrentRecon, "concurrent", 4, "reconciles run in parallel per kind")
 	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Hour, "how often every object is reconciled even without changes")
 	for group, names := range map[string][]string{
 		"Server":     {"metrics-bind-address", "metrics-secure", "metrics-cert-dir", "health-probe-bind-address"},
-		"Controller": {"allow-insecure-urls", "concurrent", "sync-period"},
+		"Controller": {"allow-insecure-urls", "allow-cross-namespace-targets", "concurrent", "sync-period"},
 		"Kubernetes": {"watch-namespace", "leader-elect", "leader-election-id", "leader-election-namespace"},
 	} {
 		for _, n := range names {
@@ -104,11 +107,12 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 // Setup registers the reconcilers and health checks on mgr.
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := (&controllers.WebhookEndpointReconciler{
-		Client:            mgr.GetClient(),
-		APIReader:         mgr.GetAPIReader(),
-		Recorder:          mgr.GetEventRecorder("mira-controller"),
-		AllowInsecureURLs: o.AllowInsecureURLs,
-		Concurrency:       o.MaxConcurrentRecon,
+		Client:                     mgr.GetClient(),
+		APIReader:                  mgr.GetAPIReader(),
+		Recorder:                   mgr.GetEventRecorder("mira-controller"),
+		AllowInsecureURLs:          o.AllowInsecureURLs,
+		AllowCrossNamespaceTargets: o.AllowCrossNamespaceTargets,
+		Concurrency:                o.MaxConcurrentRecon,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up WebhookEndpoint controller: %w", err)
 	}

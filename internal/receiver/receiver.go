@@ -72,6 +72,7 @@ type Options struct {
 	ShutdownGrace      time.Duration
 	AllowPrivate       bool
 	AllowLoopback      bool
+	AllowCrossNS       bool
 	AllowedCIDRs       string
 	Replicas           int
 	MaxAckPending      int
@@ -109,6 +110,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 20*time.Second, "time in-flight deliveries get to finish on shutdown")
 	fs.BoolVar(&o.AllowPrivate, "allow-private-targets", false, "let url targets resolve to private and CGNAT addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); loopback, link-local and cloud metadata stay refused")
 	fs.BoolVar(&o.AllowLoopback, "allow-loopback-targets", false, "let url targets resolve to loopback addresses (127/8, ::1), for consumers on the receiver's own host (local development); cloud metadata stays refused")
+	fs.BoolVar(&o.AllowCrossNS, "allow-cross-namespace-targets", false, "deliver to spec.service targets in another namespace than their endpoint's (the manager needs the same flag)")
 	fs.StringVar(&o.AllowedCIDRs, "allowed-cidrs", "", "comma-separated CIDRs url targets may resolve to despite the outbound guard, e.g. 10.20.0.0/16")
 	fs.IntVar(&o.Replicas, "stream-replicas", 1, "replicas of streams and buckets (3 on a NATS cluster)")
 	fs.IntVar(&o.MaxAckPending, "max-ack-pending", 10000, "per endpoint: deliveries in flight or waiting for a retry; newer ones wait in the stream")
@@ -125,7 +127,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 		"Server": {"listen", "max-concurrent-requests", "metrics-bind-address", "metrics-secure", "metrics-cert-dir", "shutdown-grace"},
 		"NATS": {"nats-url", "data-dir", "jetstream-sync-always", "jetstream-sync-interval", "stream-replicas",
 			"max-store-bytes", "storage-max-bytes", "retention"},
-		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allow-loopback-targets", "allowed-cidrs",
+		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allow-loopback-targets", "allowed-cidrs", "allow-cross-namespace-targets",
 			"rotation-grace", "status-interval"},
 		"Kubernetes": {"watch-namespace", "integrations-secret", "leader-elect", "leader-election-id",
 			"leader-election-namespace", "leader-elect-lease-duration", "leader-elect-renew-deadline", "leader-elect-retry-period"},
@@ -305,7 +307,8 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 		r.Close()
 		return nil, err
 	}
-	r.Registry, err = endpoints.NewRegistry(endpoints.RegistryOptions{Reader: secrets, Guard: guard, RotationGrace: o.RotationGrace, MaxResponseBytes: o.MaxResponseBytes})
+	r.Registry, err = endpoints.NewRegistry(endpoints.RegistryOptions{Reader: secrets, Guard: guard, RotationGrace: o.RotationGrace, MaxResponseBytes: o.MaxResponseBytes,
+		AllowCrossNamespaceTargets: o.AllowCrossNS})
 	if err != nil {
 		r.Close()
 		return nil, err
