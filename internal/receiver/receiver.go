@@ -56,11 +56,13 @@ import (
 
 // Options are the receiver's flags.
 type Options struct {
-	Listen             string
-	MetricsAddr        string
-	Metrics            metricsendpoint.Flags
-	DataDir            string
-	NATSURL            string
+	Listen      string
+	MetricsAddr string
+	Metrics     metricsendpoint.Flags
+	DataDir     string
+	NATSURL     string
+	// NATS secures the connection to --nats-url.
+	NATS               queue.ConnectOptions
 	IntegrationsSecret string
 	WatchNamespace     string
 	SyncAlways         bool
@@ -97,6 +99,13 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.MaxInboundConcurrency, "max-concurrent-requests", 256, "requests served at once on --listen; past it the receiver answers 503 with Retry-After (0: no limit)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9090", "address of the Prometheus metrics endpoint; \"0\" disables it")
 	o.Metrics.Bind(fs)
+	fs.StringVar(&o.NATS.CAFile, "nats-ca-file", "", "PEM CA bundle that signs the NATS servers' certificates (enables TLS verification against it)")
+	fs.StringVar(&o.NATS.CertFile, "nats-cert-file", "", "PEM client certificate for mutual TLS with NATS (with --nats-key-file)")
+	fs.StringVar(&o.NATS.KeyFile, "nats-key-file", "", "PEM private key of --nats-cert-file")
+	fs.StringVar(&o.NATS.CredsFile, "nats-creds-file", "", "NATS .creds file (user JWT and NKey seed) to authenticate with")
+	fs.StringVar(&o.NATS.NKeySeedFile, "nats-nkey-seed-file", "", "file holding an NKey user seed to authenticate with")
+	fs.StringVar(&o.NATS.User, "nats-user", "", "NATS user name (with --nats-password-file)")
+	fs.StringVar(&o.NATS.PasswordFile, "nats-password-file", "", "file holding the password of --nats-user (mount it from a Secret)")
 	fs.StringVar(&o.DataDir, "data-dir", "/var/lib/mira", "directory of the embedded JetStream file store (ignored with --nats-url)")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster (JetStream enabled) instead of the embedded server, e.g. nats://nats.nats:4222")
 	fs.StringVar(&o.IntegrationsSecret, "integrations-secret", "", "namespace/name of the Secret with api-token, recall-webhook-secret, recall-api-key, stripe-webhook-secret")
@@ -125,7 +134,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.LeaseRetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
 	for group, names := range map[string][]string{
 		"Server": {"listen", "max-concurrent-requests", "metrics-bind-address", "metrics-secure", "metrics-cert-dir", "shutdown-grace"},
-		"NATS": {"nats-url", "data-dir", "jetstream-sync-always", "jetstream-sync-interval", "stream-replicas",
+		"NATS": {"nats-url", "nats-ca-file", "nats-cert-file", "nats-key-file", "nats-creds-file", "nats-nkey-seed-file",
+			"nats-user", "nats-password-file", "data-dir", "jetstream-sync-always", "jetstream-sync-interval", "stream-replicas",
 			"max-store-bytes", "storage-max-bytes", "retention"},
 		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allow-loopback-targets", "allowed-cidrs", "allow-cross-namespace-targets",
 			"rotation-grace", "status-interval"},
@@ -371,7 +381,11 @@ func (r *Receiver) ensureStreams(ctx context.Context) error {
 func (r *Receiver) connect(ctx context.Context) error {
 	o := r.Options
 	if o.NATSURL != "" {
-		nc, err := queue.Connect(o.NATSURL, "mira-receiver")
+		opts, err := o.NATS.Options()
+		if err != nil {
+			return err
+		}
+		nc, err := queue.Connect(o.NATSURL, "mira-receiver", opts...)
 		if err != nil {
 			return err
 		}
