@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +39,9 @@ type WebhookEndpointReconciler struct {
 	Recorder  events.EventRecorder
 	// AllowInsecureURLs lets plain-http url targets become Ready.
 	AllowInsecureURLs bool
+	// AllowCrossNamespaceTargets lets spec.service name a Service in
+	// another namespace (compare Flux's --no-cross-namespace-refs).
+	AllowCrossNamespaceTargets bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Concurrency is how many endpoints reconcile in parallel.
@@ -130,15 +132,22 @@ func (r *WebhookEndpointReconciler) resolveTarget(ctx context.Context, obj *mira
 	if obj.Spec.Service != nil {
 		svc := obj.Spec.Service
 		ns := obj.ServiceNamespace()
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Service"))
-		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: svc.Name}, meta); err != nil {
+		if ns != obj.Namespace && !r.AllowCrossNamespaceTargets {
+			return out.fail(miraapi.CrossNamespaceTargetReason,
+				"Service %s/%s is in another namespace; targets must be in %s unless the operator runs with --allow-cross-namespace-targets", ns, svc.Name, obj.Namespace)
+		}
+		service := &corev1.Service{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: svc.Name}, service); err != nil {
 			if apierrors.IsNotFound(err) {
 				return out.fail(miraapi.ServiceNotFoundReason, "Service %s/%s not found", ns, svc.Name)
 			}
 			return out.transientFail(err, "get Service")
 		}
-		out.targetURL = ServiceURL(obj)
+		if service.Spec.Type == corev1.ServiceTypeExternalName {
+			return out.fail(miraapi.ExternalNameServiceReason,
+				"Service %s/%s is of type ExternalName, which is refused: it can resolve to any address; point spec.url at the external host instead", ns, svc.Name)
+		}
+		out.targetURL = miraapi.ServiceURL(obj)
 		return true
 	}
 	u, err := url.Parse(obj.Spec.URL)
@@ -149,33 +158,13 @@ func (r *WebhookEndpointReconciler) resolveTarget(ctx context.Context, obj *mira
 		// Never echo the URL: it holds credentials.
 		return out.fail(miraapi.InvalidSpecReason, "url must not embed credentials; use a custom header-free endpoint or a Service")
 	}
-	out.targetURL = u.String()
+	// status.targetURL, the Ready message and Events show the URL without
+	// query values: they often carry tokens.
+	out.targetURL = miraapi.RedactURL(u.String())
 	if u.Scheme == "http" && !r.AllowInsecureURLs {
-		return out.fail(miraapi.InsecureURLReason, "plain http url %s is refused; use https or run the manager with --allow-insecure-urls", u.Redacted())
+		return out.fail(miraapi.InsecureURLReason, "plain http url %s is refused; use https or run the manager with --allow-insecure-urls", out.targetURL)
 	}
 	return true
-}
-
-// ServiceURL is the in-cluster URL of a service target.
-func ServiceURL(obj *miraapi.WebhookEndpoint) string {
-	svc := obj.Spec.Service
-	scheme := svc.Scheme
-	if scheme == "" {
-		scheme = "https"
-	}
-	port := int32(443)
-	if scheme == "http" {
-		port = 80
-	}
-	if svc.Port != nil {
-		port = *svc.Port
-	}
-	path := svc.Path
-	if path == "" {
-		path = "/"
-	}
-	u := url.URL{Scheme: scheme, Host: svc.Name + "." + obj.ServiceNamespace() + ".svc:" + strconv.Itoa(int(port)), Path: path}
-	return u.String()
 }
 
 // reconcileSigningSecret makes sure the signing secret can be read: it

@@ -210,24 +210,23 @@ func TestMissingSecretThenCreated(t *testing.T) {
 func TestServiceTarget(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	other := newNamespace(t)
 	w := endpoint(ns, "svc", func(w *miraapi.WebhookEndpoint) {
 		w.Spec.URL = ""
-		w.Spec.Service = &miraapi.ServiceReference{Name: "consumer", Namespace: other, Port: ptr.To[int32](8443), Path: "/hooks"}
+		w.Spec.Service = &miraapi.ServiceReference{Name: "consumer", Port: ptr.To[int32](8443), Path: "/hooks"}
 	})
 	if err := k8s.Create(ctx, w); err != nil {
 		t.Fatal(err)
 	}
 	waitReady(t, ns, "svc", metav1.ConditionFalse, miraapi.ServiceNotFoundReason)
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "consumer"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "consumer"},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8443}}},
 	}
 	if err := k8s.Create(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
 	w = waitReady(t, ns, "svc", metav1.ConditionTrue, miraapi.ValidReason)
-	if want := "https://consumer." + other + ".svc:8443/hooks"; w.Status.TargetURL != want {
+	if want := "https://consumer." + ns + ".svc:8443/hooks"; w.Status.TargetURL != want {
 		t.Fatalf("targetURL = %q, want %q", w.Status.TargetURL, want)
 	}
 	// Defaults: same namespace, http → port 80, path /.
@@ -518,4 +517,57 @@ func waitEvent(t *testing.T, ns, name, eventType, reason string) {
 		}
 		return fmt.Errorf("not among %d events", len(list.Items))
 	})
+}
+
+// A Service in another namespace is refused unless the manager runs with
+// --allow-cross-namespace-targets (the suite's manager does not), even
+// when the Service exists.
+func TestCrossNamespaceServiceTargetIsNotReady(t *testing.T) {
+	ctx := context.Background()
+	ns, other := newNamespace(t), newNamespace(t)
+	if err := k8s.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "consumer"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 443}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, endpoint(ns, "xns", func(w *miraapi.WebhookEndpoint) {
+		w.Spec.URL = ""
+		w.Spec.Service = &miraapi.ServiceReference{Name: "consumer", Namespace: other}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	w := waitReady(t, ns, "xns", metav1.ConditionFalse, miraapi.CrossNamespaceTargetReason)
+	if c := condition(t, w, miraapi.ReadyCondition); !strings.Contains(c.Message, "--allow-cross-namespace-targets") {
+		t.Fatalf("Ready message %q does not say how to allow it", c.Message)
+	}
+	if w.Status.TargetURL != "" {
+		t.Fatalf("a refused target is shown as %q", w.Status.TargetURL)
+	}
+}
+
+// An ExternalName Service can resolve to any address (a metadata address
+// included) and is refused; turning it into a ClusterIP Service makes the
+// endpoint Ready (the Service watch sees the type change).
+func TestExternalNameServiceIsRefused(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ext"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "metadata.google.internal"}}
+	if err := k8s.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, endpoint(ns, "ext", func(w *miraapi.WebhookEndpoint) {
+		w.Spec.URL = ""
+		w.Spec.Service = &miraapi.ServiceReference{Name: "ext"}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "ext", metav1.ConditionFalse, miraapi.ExternalNameServiceReason)
+	if err := k8s.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ext"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 443}}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "ext", metav1.ConditionTrue, miraapi.ValidReason)
 }

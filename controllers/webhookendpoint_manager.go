@@ -67,7 +67,8 @@ func (r *WebhookEndpointReconciler) SetupWithManager(ctx context.Context, mgr ct
 			deliveryHealthChanged,
 		))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.endpointsForSecret)).
-		WatchesMetadata(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.endpointsForService)).
+		// Full objects: the type matters (ExternalName Services are refused).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.endpointsForService)).
 		Named("webhookendpoint").
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Concurrency)}).
 		Complete(r)

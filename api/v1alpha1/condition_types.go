@@ -30,11 +30,18 @@ const (
 	SecretKeyMissingReason = "SecretKeyMissing"
 	SecretGeneratedReason  = "SecretGenerated"
 	ServiceNotFoundReason  = "ServiceNotFound"
-	InsecureURLReason      = "InsecureURL"
-	InvalidSpecReason      = "InvalidSpec"
-	SuspendedReason        = "Suspended"
-	ConflictReason         = "Conflict"
-	ProgressingReason      = "Progressing"
+	// CrossNamespaceTargetReason on Ready: spec.service names another
+	// namespace and the operator does not run with
+	// --allow-cross-namespace-targets.
+	CrossNamespaceTargetReason = "CrossNamespaceTarget"
+	// ExternalNameServiceReason on Ready: spec.service names an ExternalName
+	// Service, which could resolve anywhere (a metadata address included).
+	ExternalNameServiceReason = "ExternalNameService"
+	InsecureURLReason         = "InsecureURL"
+	InvalidSpecReason         = "InvalidSpec"
+	SuspendedReason           = "Suspended"
+	ConflictReason            = "Conflict"
+	ProgressingReason         = "Progressing"
 	// DisabledReason on Ready and Stalled: the receiver disabled the endpoint.
 	DisabledReason = "Disabled"
 	// DegradedReason on Ready (which stays True): deliveries keep failing but

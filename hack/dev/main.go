@@ -117,8 +117,8 @@ Press Ctrl-C to stop everything this command started.
 	}
 	defer func() { _ = standIn.Close() }()
 	procs := []proc{
-		{name: "manager", args: []string{"manager", "--allow-insecure-urls", "--metrics-bind-address=127.0.0.1:18081", "--health-probe-bind-address=127.0.0.1:18082"}},
-		{name: "receiver", args: []string{"receiver", "--listen=" + receiverAddr, "--metrics-bind-address=127.0.0.1:18091",
+		{name: "manager", args: []string{"manager", "--allow-insecure-urls", "--metrics-bind-address=127.0.0.1:18081", "--metrics-secure=false", "--health-probe-bind-address=127.0.0.1:18082"}},
+		{name: "receiver", args: []string{"receiver", "--listen=" + receiverAddr, "--metrics-bind-address=127.0.0.1:18091", "--metrics-secure=false",
 			"--data-dir=" + filepath.Join(*devDir, "jetstream"), "--integrations-secret=" + integrationsNS + "/" + integrationsName,
 			"--allowed-cidrs=127.0.0.0/8", "--status-interval=1s", "--recall-api-url=http://" + recallStandInAddr,
 			"--templates-namespace=default"}},

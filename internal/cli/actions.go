@@ -168,7 +168,7 @@ func runAction(ctx context.Context, g *globals, endpoint string, a action) error
 	} else {
 		fmt.Fprintf(g.stdout, "webhookendpoint %s: %s=%s handled\n", key, a.annotation, a.value)
 		if res.Event != nil {
-			fmt.Fprintf(g.stdout, "%s\t%s\t%s\n", res.Event.Type, res.Event.Reason, res.Event.Message)
+			fmt.Fprintf(g.stdout, "%s\t%s\t%s\n", line(res.Event.Type), line(res.Event.Reason), line(res.Event.Message))
 		}
 	}
 	if res.Event != nil {

@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
 	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 )
 
 func deliveriesCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {
@@ -110,15 +112,15 @@ func deliveryCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) er
 func describeDelivery(g *globals, r datav1.Delivery) error {
 	w := g.stdout
 	tw := newTable(w)
-	fmt.Fprintf(tw, "ID:\t%s\n", r.ID)
-	fmt.Fprintf(tw, "Event:\t%s (%s)\n", r.EventType, r.EventID)
+	fmt.Fprintf(tw, "ID:\t%s\n", line(r.ID))
+	fmt.Fprintf(tw, "Event:\t%s (%s)\n", line(r.EventType), line(r.EventID))
 	fmt.Fprintf(tw, "Endpoint:\t%s/%s\n", r.Namespace, r.Endpoint)
 	if r.URL != "" {
-		fmt.Fprintf(tw, "URL:\t%s\n", r.URL)
+		fmt.Fprintf(tw, "URL:\t%s\n", line(miraapi.RedactURL(r.URL)))
 	}
 	fmt.Fprintf(tw, "State:\t%s\n", r.State)
 	if r.Reason != "" {
-		fmt.Fprintf(tw, "Reason:\t%s\n", r.Reason)
+		fmt.Fprintf(tw, "Reason:\t%s\n", line(r.Reason))
 	}
 	fmt.Fprintf(tw, "Created:\t%s\n", r.Created.UTC().Format(time.RFC3339))
 	fmt.Fprintf(tw, "Updated:\t%s\n", r.Updated.UTC().Format(time.RFC3339))
@@ -126,6 +128,10 @@ func describeDelivery(g *globals, r datav1.Delivery) error {
 		fmt.Fprintf(tw, "Next retry:\t%s\n", r.NextRetry.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(tw, "Attempts:\t%d in round %d (%d logged)\n", r.AttemptCount, r.Round, len(r.Attempts))
+	if s := r.OlderAttempts; s != nil {
+		fmt.Fprintf(tw, "Older attempts:\t%d from %s to %s, last codes %v\n", s.Count,
+			s.First.UTC().Format(time.RFC3339), s.Last.UTC().Format(time.RFC3339), s.LastCodes)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -136,20 +142,20 @@ func describeDelivery(g *globals, r datav1.Delivery) error {
 		}
 		fmt.Fprintf(w, ", %dms\n", a.DurationMillis)
 		if a.Error != "" {
-			fmt.Fprintf(w, "  Error: %s\n", a.Error)
+			fmt.Fprintf(w, "  Error: %s\n", line(a.Error))
 		}
-		fmt.Fprintf(w, "  Request: POST %s\n", a.URL)
+		fmt.Fprintf(w, "  Request: POST %s\n", line(miraapi.RedactURL(a.URL)))
 		for _, k := range sortedKeys(a.RequestHeaders) {
-			fmt.Fprintf(w, "    %s: %s\n", k, a.RequestHeaders[k])
+			fmt.Fprintf(w, "    %s: %s\n", line(k), line(a.RequestHeaders[k]))
 		}
-		fmt.Fprintf(w, "  Request body:\n%s\n", indent(r.Body, "    "))
+		fmt.Fprintf(w, "  Request body:\n%s\n", indent(text(r.Body), "    "))
 		if a.StatusCode != 0 {
 			fmt.Fprintf(w, "  Response: %d\n", a.StatusCode)
 			for _, k := range sortedKeys(a.ResponseHeaders) {
-				fmt.Fprintf(w, "    %s: %s\n", k, a.ResponseHeaders[k])
+				fmt.Fprintf(w, "    %s: %s\n", line(k), line(a.ResponseHeaders[k]))
 			}
 			if a.ResponseBody != "" {
-				fmt.Fprintf(w, "  Response body:\n%s\n", indent(a.ResponseBody, "    "))
+				fmt.Fprintf(w, "  Response body:\n%s\n", indent(text(a.ResponseBody), "    "))
 			}
 		}
 		if a.NextRetry != nil {
@@ -157,6 +163,39 @@ func describeDelivery(g *globals, r datav1.Delivery) error {
 		}
 	}
 	return nil
+}
+
+// line makes a consumer- or publisher-supplied string safe to print on a
+// terminal on one line: control characters (ESC, CR, newlines, ...),
+// Unicode bidi overrides and invalid UTF-8 are shown escaped, so a response
+// cannot inject terminal escape sequences or rewrite what is shown.
+func line(s string) string { return escapeControls(s, false) }
+
+// text is line for multi-line text: newlines and tabs are kept.
+func text(s string) string { return escapeControls(s, true) }
+
+func escapeControls(s string, multiline bool) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			_, size := utf8.DecodeRuneInString(s[i:])
+			if size == 1 {
+				fmt.Fprintf(&b, "\\x%02x", s[i])
+				continue
+			}
+			b.WriteRune(r)
+		case multiline && (r == '\n' || r == '\t'):
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func indent(s, prefix string) string {

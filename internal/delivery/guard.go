@@ -79,12 +79,29 @@ const (
 )
 
 var (
-	// metadataAddrs are the cloud metadata endpoints.
+	// metadataAddrs are the cloud metadata and host-agent endpoints,
+	// refused under every allowance except AllowCIDRs.
 	metadataAddrs = []netip.Addr{
-		netip.MustParseAddr("169.254.169.254"), // AWS, GCP, Azure, OpenStack, ...
-		netip.MustParseAddr("169.254.170.2"),   // AWS ECS task metadata
-		netip.MustParseAddr("fd00:ec2::254"),   // AWS IPv6 IMDS
+		netip.MustParseAddr("169.254.169.254"), // AWS, GCP, Azure IMDS, OpenStack, Oracle, DigitalOcean
+		netip.MustParseAddr("169.254.170.2"),   // AWS ECS task metadata and credentials
+		netip.MustParseAddr("169.254.170.23"),  // AWS EKS Pod Identity agent
+		netip.MustParseAddr("fd00:ec2::254"),   // AWS IMDS over IPv6 (Nitro)
+		netip.MustParseAddr("fd00:ec2::23"),    // AWS EKS Pod Identity agent over IPv6
+		netip.MustParseAddr("fd20:ce::254"),    // GCP metadata server over IPv6
+		netip.MustParseAddr("168.63.129.16"),   // Azure WireServer (a public address)
 		netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud
+		netip.MustParseAddr("192.0.0.192"),     // Oracle Cloud (legacy)
+	}
+
+	// metadataHosts are metadata services' DNS names, refused by CheckURL
+	// before any lookup (they resolve to the addresses above, or to
+	// something else behind a resolver the guard does not control).
+	metadataHosts = map[string]bool{
+		"metadata.google.internal":   true,
+		"metadata.goog":              true,
+		"metadata":                   true,
+		"instance-data":              true,
+		"instance-data.ec2.internal": true,
 	}
 
 	loopbackRules = []rangeRule{
@@ -238,6 +255,9 @@ func (g *Guard) CheckURL(raw string) error {
 	}
 	if strings.Contains(host, ":") {
 		return &BlockedError{Addr: host, Reason: "malformed IPv6 literal"}
+	}
+	if metadataHosts[strings.ToLower(strings.TrimSuffix(host, "."))] {
+		return &BlockedError{Addr: host, Reason: reasonMetadata}
 	}
 	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
 	allNumeric := true

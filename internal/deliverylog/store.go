@@ -29,6 +29,9 @@ var ErrConflict = errors.New("delivery record changed meanwhile")
 // Store keeps delivery records in a JetStream KV bucket.
 type Store struct {
 	kv jetstream.KeyValue
+	// MaxRecordBytes bounds a stored record (see Bound); it must stay below
+	// the connection's max payload. New sets DefaultMaxRecordBytes.
+	MaxRecordBytes int
 }
 
 // New wraps the delivery-log bucket.
@@ -36,7 +39,28 @@ func New(kv jetstream.KeyValue) (*Store, error) {
 	if kv == nil {
 		return nil, errors.New("delivery log needs a KV bucket")
 	}
-	return &Store{kv: kv}, nil
+	return &Store{kv: kv, MaxRecordBytes: DefaultMaxRecordBytes}, nil
+}
+
+// RecordBudget is the record byte budget for a connection whose max
+// payload is maxPayload: the payload minus room for the message headers,
+// at most DefaultMaxRecordBytes.
+func RecordBudget(maxPayload int64) int {
+	b := maxPayload - 16<<10
+	if b <= 0 || b > DefaultMaxRecordBytes {
+		return DefaultMaxRecordBytes
+	}
+	return max(int(b), MinMaxRecordBytes)
+}
+
+// encode bounds and encodes a record.
+func (s *Store) encode(r *datav1.Delivery) ([]byte, error) {
+	Bound(r, s.MaxRecordBytes)
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode delivery %s: %w", r.ID, err)
+	}
+	return b, nil
 }
 
 // Key is "<endpoint uid>.<creation time>.<delivery id>": the middle token
@@ -69,9 +93,9 @@ func (s *Store) get(ctx context.Context, key, id string) (*datav1.Delivery, uint
 // fan-out redone late (after the stream's dedupe window) never resets a
 // delivery's history. It returns ErrConflict when the record exists.
 func (s *Store) Create(ctx context.Context, r *datav1.Delivery) (uint64, error) {
-	b, err := json.Marshal(r)
+	b, err := s.encode(r)
 	if err != nil {
-		return 0, fmt.Errorf("encode delivery %s: %w", r.ID, err)
+		return 0, err
 	}
 	rev, err := s.kv.Create(ctx, Key(r.UID, r.Created, r.ID), b)
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -89,9 +113,9 @@ func (s *Store) Update(ctx context.Context, r *datav1.Delivery, rev uint64) (uin
 	if rev == 0 {
 		return s.Create(ctx, r)
 	}
-	b, err := json.Marshal(r)
+	b, err := s.encode(r)
 	if err != nil {
-		return 0, fmt.Errorf("encode delivery %s: %w", r.ID, err)
+		return 0, err
 	}
 	rev, err = s.kv.Update(ctx, Key(r.UID, r.Created, r.ID), b, rev)
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {

@@ -124,14 +124,15 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		rec.FirstAttempt = &now
 	}
 	rec.AttemptCount++
-	rec.URL = target
+	shown := miraapi.RedactURL(target) // the log is read by many: no tokens
+	rec.URL = shown
 	v := Judge(res, policyFor(obj), rec.AttemptCount, *rec.FirstAttempt, now, d.Rand)
 	report(breaker, v.Breaker)
 	if breaker.State() != delivery.StateOpen {
 		d.Metrics.CircuitOpen.WithLabelValues(ns, name).Set(0)
 	}
 	a := datav1.Attempt{
-		Number: rec.AttemptCount, Round: rec.Round, Time: now, DurationMillis: res.Duration.Milliseconds(), URL: target,
+		Number: rec.AttemptCount, Round: rec.Round, Time: now, DurationMillis: res.Duration.Milliseconds(), URL: shown,
 		RequestHeaders: flatten(req.Header), StatusCode: res.StatusCode, ResponseHeaders: flatten(res.Header),
 		ResponseBody: res.BodyExcerpt, Error: v.Error, Outcome: v.Outcome,
 	}
@@ -204,17 +205,32 @@ func (d *Dispatcher) finish(ctx context.Context, msg jetstream.Msg, e *endpoints
 	prevState string, a *datav1.Attempt, retryIn time.Duration, gone bool) {
 	rec.Updated = d.Now()
 	if a != nil {
+		// The log bounds the record so that it always fits a NATS message.
 		rec.Attempts = append(rec.Attempts, *a)
-		if len(rec.Attempts) > datav1.MaxLoggedAttempts {
-			rec.Attempts = rec.Attempts[len(rec.Attempts)-datav1.MaxLoggedAttempts:]
-		}
 	}
 	if _, err := d.Log.Update(ctx, rec, rev); err != nil {
-		// Not recorded, not settled: the message comes back and the attempt
-		// is made again (at-least-once).
 		d.Logger.Error(err, "store delivery record", "delivery", rec.ID)
-		_ = msg.NakWithDelay(time.Second)
-		return
+		stored := false
+		if a != nil && !errors.Is(err, deliverylog.ErrConflict) {
+			// The attempt was made: settle it with a minimal record (state,
+			// counts, reason) rather than sending it again.
+			m := minimalRecord(rec)
+			if _, err := d.Log.Update(ctx, m, rev); err != nil {
+				d.Logger.Error(err, "store minimal delivery record", "delivery", rec.ID)
+			} else {
+				rec, stored = m, true
+			}
+		}
+		if !stored {
+			// Not recorded, not settled: the message comes back and the
+			// attempt is made again (at-least-once), later each time.
+			n := uint64(1)
+			if md, err := msg.Metadata(); err == nil {
+				n = md.NumDelivered
+			}
+			_ = msg.NakWithDelay(RecordRetryDelay(n))
+			return
+		}
 	}
 	if e != nil {
 		o := endpointstatus.Outcome{PrevState: prevState, State: rec.State, Gone: gone}
@@ -242,6 +258,23 @@ func (d *Dispatcher) finish(ctx context.Context, msg jetstream.Msg, e *endpoints
 		return
 	}
 	_ = msg.Ack()
+}
+
+// minimalRecord is rec without its attempt log and body, for when the full
+// record cannot be stored.
+func minimalRecord(rec *datav1.Delivery) *datav1.Delivery {
+	m := *rec
+	m.Attempts = append([]datav1.Attempt(nil), rec.Attempts...)
+	if m.OlderAttempts != nil {
+		s := *m.OlderAttempts
+		s.LastCodes = append([]int(nil), s.LastCodes...)
+		m.OlderAttempts = &s
+	}
+	if m.Body != "" {
+		m.Body, m.BodyOmitted = "", true
+	}
+	deliverylog.Bound(&m, 0) // the smallest budget: folds what does not fit
+	return &m
 }
 
 // loadRecord reads the delivery's record (the fan-out created it), or

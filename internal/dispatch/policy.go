@@ -202,3 +202,18 @@ func (s *slots) unfilled(asked, got int) { s.free = min(s.free+max(asked-got, 0)
 
 // done frees the slot of one finished delivery.
 func (s *slots) done() { s.free = min(s.free+1, s.size) }
+
+// RecordRetryDelay is how long a delivery whose outcome could not be
+// recorded waits before it comes back, by how often it was delivered:
+// 1 s, doubling, at most 5 min, so a log that keeps refusing writes never
+// makes a tight re-send loop.
+func RecordRetryDelay(numDelivered uint64) time.Duration {
+	const maxDelay = 5 * time.Minute
+	if numDelivered < 1 {
+		numDelivered = 1
+	}
+	if numDelivered > 10 {
+		return maxDelay
+	}
+	return min(time.Second<<(numDelivered-1), maxDelay)
+}

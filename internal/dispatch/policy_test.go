@@ -158,3 +158,17 @@ func TestSlots(t *testing.T) {
 		t.Fatalf("a lane of 0 slots has %d free, want 1", z.free)
 	}
 }
+
+func TestRecordRetryDelay(t *testing.T) {
+	for _, tc := range []struct {
+		n    uint64
+		want time.Duration
+	}{
+		{0, time.Second}, {1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second},
+		{9, 256 * time.Second}, {10, 5 * time.Minute}, {1000, 5 * time.Minute},
+	} {
+		if got := RecordRetryDelay(tc.n); got != tc.want {
+			t.Errorf("RecordRetryDelay(%d) = %s, want %s", tc.n, got, tc.want)
+		}
+	}
+}

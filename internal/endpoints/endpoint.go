@@ -1,9 +1,7 @@
 package endpoints
 
 import (
-	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
@@ -129,8 +127,9 @@ func Deliverable(w *miraapi.WebhookEndpoint) (ok bool, reason string) {
 		// Suspended and Disabled are not about configuration: the dispatcher
 		// records those deliveries as skipped.
 		return false, fmt.Sprintf("the WebhookEndpoint is not Ready (%s: %s)", c.Reason, c.Message)
-	case w.Status.TargetURL == "":
-		return false, "the WebhookEndpoint has no resolved target yet"
+	}
+	if _, err := w.Target(); err != nil {
+		return false, "the WebhookEndpoint has no usable target: " + err.Error()
 	}
 	return true, ""
 }
@@ -141,15 +140,11 @@ func Configured(w *miraapi.WebhookEndpoint) bool {
 	return ok
 }
 
-// Target returns the URL to POST to.
+// Target returns the URL to POST to, derived from the spec: never from
+// status.targetURL, which is display-only (redacted) and which anyone who
+// may patch status could rewrite.
 func Target(w *miraapi.WebhookEndpoint) (string, error) {
-	if w.Status.TargetURL == "" {
-		return "", errors.New("endpoint has no resolved target yet")
-	}
-	if _, err := url.Parse(w.Status.TargetURL); err != nil {
-		return "", fmt.Errorf("target URL: %w", err)
-	}
-	return w.Status.TargetURL, nil
+	return w.Target()
 }
 
 // closeIdle closes the idle connections of the endpoint's sender.

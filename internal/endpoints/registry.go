@@ -27,7 +27,9 @@ import (
 // delivery without a restart.
 type Registry struct {
 	reader client.Reader
-	guard  *delivery.Guard
+	// crossNamespace allows Service targets in other namespaces.
+	crossNamespace bool
+	guard          *delivery.Guard
 	// grace is how long a replaced signing secret keeps signing.
 	grace time.Duration
 	now   func() time.Time
@@ -55,6 +57,9 @@ type RegistryOptions struct {
 	RotationGrace    time.Duration
 	MaxResponseBytes int64
 	Now              func() time.Time
+	// AllowCrossNamespaceTargets lets spec.service name another namespace
+	// (--allow-cross-namespace-targets, as on the manager).
+	AllowCrossNamespaceTargets bool
 }
 
 // NewRegistry builds an empty registry; Start fills it from informers.
@@ -71,7 +76,8 @@ func NewRegistry(o RegistryOptions) (*Registry, error) {
 		return nil, err
 	}
 	return &Registry{
-		reader: o.Reader, guard: o.Guard, grace: o.RotationGrace, now: o.Now, maxResponseBytes: o.MaxResponseBytes,
+		crossNamespace: o.AllowCrossNamespaceTargets,
+		reader:         o.Reader, guard: o.Guard, grace: o.RotationGrace, now: o.Now, maxResponseBytes: o.MaxResponseBytes,
 		byUID: map[types.UID]*Endpoint{}, byKey: map[types.NamespacedName]types.UID{},
 	}, nil
 }
@@ -227,6 +233,11 @@ func (r *Registry) SigningSecrets(ctx context.Context, e *Endpoint) (string, []s
 // no sender until their first delivery.
 func (r *Registry) Sender(ctx context.Context, e *Endpoint) (*delivery.Sender, error) {
 	w := e.Object()
+	// The receiver checks this itself rather than trusting the manager's
+	// Ready condition: the two may run with different flags.
+	if s := w.Spec.Service; s != nil && w.ServiceNamespace() != w.Namespace && !r.crossNamespace {
+		return nil, fmt.Errorf("Service target %s/%s is in another namespace (run with --allow-cross-namespace-targets)", w.ServiceNamespace(), s.Name)
+	}
 	conc := w.GetMaxConcurrency()
 	key := fmt.Sprintf("service=%t conc=%d", w.Spec.Service != nil, conc)
 	var caPEM, certPEM, keyPEM []byte

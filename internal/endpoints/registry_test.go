@@ -78,7 +78,7 @@ func TestDeliverable(t *testing.T) {
 		{"never reconciled", 1, nil, "", false, "the WebhookEndpoint is not reconciled yet"},
 		{"spec edited, not observed", 2, ready(metav1.ConditionTrue, "Ready", 1), "https://a", false, "generation 2 of the WebhookEndpoint is not reconciled yet"},
 		{"secret missing", 1, ready(metav1.ConditionFalse, "SecretNotFound", 1), "https://a", false, "the WebhookEndpoint is not Ready (SecretNotFound: m)"},
-		{"ready without target", 1, ready(metav1.ConditionTrue, "Ready", 1), "", false, "the WebhookEndpoint has no resolved target yet"},
+		{"ready without target", 1, ready(metav1.ConditionTrue, "Ready", 1), "", false, "the WebhookEndpoint has no usable target: endpoint has neither url nor service"},
 		{"ready", 1, ready(metav1.ConditionTrue, "Ready", 1), "https://a", true, ""},
 		{"suspended", 1, ready(metav1.ConditionFalse, miraapi.SuspendedReason, 1), "https://a", true, ""},
 		{"disabled by the receiver", 1, ready(metav1.ConditionFalse, miraapi.DisabledReason, 1), "https://a", true, ""},
@@ -86,10 +86,15 @@ func TestDeliverable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &miraapi.WebhookEndpoint{ObjectMeta: metav1.ObjectMeta{Generation: tt.gen}}
-			w.Status.Conditions, w.Status.TargetURL = tt.conditions, tt.target
+			// The target comes from the spec; status.targetURL (display
+			// only, writable by anyone who may patch status) is ignored.
+			w.Status.Conditions, w.Spec.URL, w.Status.TargetURL = tt.conditions, tt.target, "http://169.254.169.254/"
 			ok, reason := Deliverable(w)
 			if ok != tt.want || reason != tt.reason {
 				t.Fatalf("Deliverable = %v %q, want %v %q", ok, reason, tt.want, tt.reason)
+			}
+			if got, err := Target(w); ok && (err != nil || got != tt.target) {
+				t.Fatalf("Target = %q, %v; want %q from the spec", got, err, tt.target)
 			}
 		})
 	}

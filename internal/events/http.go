@@ -33,6 +33,11 @@ type postedEvent struct {
 // ServeHTTP publishes one posted event and answers 202 with its id.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var in postedEvent
+	if r.ContentLength > MaxEventBytes {
+		w.Header().Set("Connection", "close") // refused unread: no drain for keep-alive
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxEventBytes))
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, MaxEventBytes)
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 		var tooBig *http.MaxBytesError

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -51,8 +52,15 @@ func (in *Inbound) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/billing/users/{id}", in.integrations.RequireToken(in.log, http.HandlerFunc(in.getUser)))
 }
 
-// readBody reads at most limit bytes; past it, it answers 413 and returns false.
+// readBody reads at most limit bytes; past it, it answers 413 and returns
+// false. A declared Content-Length past the limit is refused unread.
 func (in *Inbound) readBody(w http.ResponseWriter, r *http.Request, limit int64, route string) ([]byte, bool) {
+	if r.ContentLength > limit {
+		unread(w)
+		in.count(route, outcomeTooLarge)
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", limit))
+		return nil, false
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -67,6 +75,11 @@ func (in *Inbound) readBody(w http.ResponseWriter, r *http.Request, limit int64,
 	}
 	return body, true
 }
+
+// unread marks a response to a request whose body is refused unread: the
+// connection closes after the answer, otherwise net/http would read up to
+// 256 KiB of the body to keep the connection alive.
+func unread(w http.ResponseWriter) { w.Header().Set("Connection", "close") }
 
 func (in *Inbound) count(route, outcome string) {
 	in.metrics.requests.WithLabelValues(route, outcome).Inc()
@@ -134,11 +147,19 @@ func (in *Inbound) postRecall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "Recall webhooks are not configured")
 		return
 	}
+	// Unsigned or stale requests are refused before the body is read.
+	h := signing.StandardFromHeaders(r.Header)
+	if err := signing.CheckStandardHeaders(h, in.o.Now(), in.o.Tolerance); err != nil {
+		unread(w)
+		in.log.V(1).Info("Recall webhook refused", "reason", err.Error())
+		in.count(routeRecall, outcomeUnauthorized)
+		writeError(w, http.StatusUnauthorized, unauthorizedBody)
+		return
+	}
 	body, ok := in.readBody(w, r, MaxWebhookBytes, routeRecall)
 	if !ok {
 		return
 	}
-	h := signing.StandardFromHeaders(r.Header)
 	if err := signing.VerifyStandard([]string{secret}, h, body, in.o.Now(), in.o.Tolerance); err != nil {
 		in.log.V(1).Info("Recall webhook refused", "reason", err.Error())
 		in.count(routeRecall, outcomeUnauthorized)
@@ -181,11 +202,21 @@ func (in *Inbound) postStripe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "Stripe webhooks are not configured")
 		return
 	}
+	// A request without a Stripe-Signature carrying a timestamp and a v1
+	// signature is refused before the body is read.
+	sig := r.Header.Get("Stripe-Signature")
+	if !strings.Contains(sig, "t=") || !strings.Contains(sig, "v1=") {
+		unread(w)
+		in.log.V(1).Info("Stripe webhook refused", "reason", "missing signature header")
+		in.count(routeStripe, outcomeUnauthorized)
+		writeError(w, http.StatusUnauthorized, unauthorizedBody)
+		return
+	}
 	body, ok := in.readBody(w, r, MaxWebhookBytes, routeStripe)
 	if !ok {
 		return
 	}
-	ev, err := v.Verify(body, r.Header.Get("Stripe-Signature"))
+	ev, err := v.Verify(body, sig)
 	switch {
 	case err == nil:
 	case errors.Is(err, billing.ErrSignature):

@@ -66,6 +66,8 @@ func (i *Secret) RequireToken(log logr.Logger, next http.Handler) http.Handler {
 			got, ok = r.Header.Get(APITokenHeader), r.Header.Get(APITokenHeader) != ""
 		}
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			// Refused before the body is read: close rather than drain it.
+			w.Header().Set("Connection", "close")
 			writeError(w, http.StatusUnauthorized, "unauthorized")
 			return
 		}

@@ -4,6 +4,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"github.com/mira/mira-operator/internal/metricsendpoint"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -15,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/controllers"
@@ -23,15 +23,18 @@ import (
 
 // Options are the manager's flags.
 type Options struct {
-	MetricsAddr        string
-	ProbeAddr          string
-	LeaderElect        bool
-	LeaderElectionID   string
-	LeaderElectionNS   string
-	AllowInsecureURLs  bool
-	WatchNamespace     string
-	MaxConcurrentRecon int
-	SyncPeriod         time.Duration
+	MetricsAddr       string
+	Metrics           metricsendpoint.Flags
+	ProbeAddr         string
+	LeaderElect       bool
+	LeaderElectionID  string
+	LeaderElectionNS  string
+	AllowInsecureURLs bool
+	// AllowCrossNamespaceTargets lets spec.service name other namespaces.
+	AllowCrossNamespaceTargets bool
+	WatchNamespace             string
+	MaxConcurrentRecon         int
+	SyncPeriod                 time.Duration
 }
 
 // Scheme returns the scheme with the built-in and Mira types.
@@ -53,17 +56,19 @@ const FlagGroupAnnotation = "mira.platform.mira.io/flag-group"
 // BindFlags registers the options on fs with their defaults.
 func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8081", "address the Prometheus metrics endpoint binds to; \"0\" disables it")
+	o.Metrics.Bind(fs)
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8082", "address the /healthz and /readyz probes bind to")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader so that only one manager replica reconciles at a time")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "mira-operator-manager.platform.mira.io", "name of the leader-election Lease")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
 	fs.BoolVar(&o.AllowInsecureURLs, "allow-insecure-urls", false, "let WebhookEndpoints with plain http:// urls become Ready (for local development)")
+	fs.BoolVar(&o.AllowCrossNamespaceTargets, "allow-cross-namespace-targets", false, "let spec.service name a Service in another namespace (the receiver needs the same flag)")
 	fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "only reconcile objects in this namespace (default: all namespaces)")
 	fs.IntVar(&o.MaxConcurrentRecon, "concurrent", 4, "reconciles run in parallel per kind")
 	fs.DurationVar(&o.SyncPeriod, "sync-period", 10*time.Hour, "how often every object is reconciled even without changes")
 	for group, names := range map[string][]string{
-		"Server":     {"metrics-bind-address", "health-probe-bind-address"},
-		"Controller": {"allow-insecure-urls", "concurrent", "sync-period"},
+		"Server":     {"metrics-bind-address", "metrics-secure", "metrics-cert-dir", "health-probe-bind-address"},
+		"Controller": {"allow-insecure-urls", "allow-cross-namespace-targets", "concurrent", "sync-period"},
 		"Kubernetes": {"watch-namespace", "leader-elect", "leader-election-id", "leader-election-namespace"},
 	} {
 		for _, n := range names {
@@ -80,7 +85,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                 o.Metrics.Options(o.MetricsAddr),
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        o.LeaderElectionID,
@@ -102,11 +107,12 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 // Setup registers the reconcilers and health checks on mgr.
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if err := (&controllers.WebhookEndpointReconciler{
-		Client:            mgr.GetClient(),
-		APIReader:         mgr.GetAPIReader(),
-		Recorder:          mgr.GetEventRecorder("mira-controller"),
-		AllowInsecureURLs: o.AllowInsecureURLs,
-		Concurrency:       o.MaxConcurrentRecon,
+		Client:                     mgr.GetClient(),
+		APIReader:                  mgr.GetAPIReader(),
+		Recorder:                   mgr.GetEventRecorder("mira-controller"),
+		AllowInsecureURLs:          o.AllowInsecureURLs,
+		AllowCrossNamespaceTargets: o.AllowCrossNamespaceTargets,
+		Concurrency:                o.MaxConcurrentRecon,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up WebhookEndpoint controller: %w", err)
 	}

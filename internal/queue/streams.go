@@ -52,12 +52,34 @@ const DefaultAckWait = 30 * time.Second
 // message ids, so a replayed event or webhook is stored once.
 const DuplicateWindow = 24 * time.Hour
 
+// DefaultMaxBytes is the storage the streams and buckets share when
+// Config.MaxBytes is zero (the receiver derives it from the volume instead;
+// see docs/operations.md).
+const DefaultMaxBytes = 1 << 30
+
+// MinMaxBytes is the smallest storage budget Ensure accepts.
+const MinMaxBytes = 8 << 20
+
+// Shares of Config.MaxBytes, in percent. They add up to 100.
+var shares = map[string]int64{
+	EventsStream:        15,
+	DeliveriesStream:    25,
+	InboundStream:       10,
+	DeliveryLogBucket:   35,
+	ReportsBucket:       10,
+	StateBucket:         4,
+	EndpointStatsBucket: 1,
+}
+
 // Config sizes the streams and buckets.
 type Config struct {
 	// Replicas for every stream and bucket: 1 embedded, 3 on a cluster.
 	Replicas int
 	// Retention of events, deliveries and the delivery log.
 	Retention time.Duration
+	// MaxBytes is the storage all streams and buckets share (per replica);
+	// each gets a fixed share (MaxBytesOf). Zero means DefaultMaxBytes.
+	MaxBytes int64
 }
 
 // WithDefaults fills zero fields.
@@ -68,13 +90,30 @@ func (c Config) WithDefaults() Config {
 	if c.Retention == 0 {
 		c.Retention = 7 * 24 * time.Hour
 	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
 	return c
+}
+
+// MaxBytesOf is the bound of one stream or bucket (by stream or bucket name).
+func (c Config) MaxBytesOf(name string) int64 {
+	return c.WithDefaults().MaxBytes / 100 * shares[name]
 }
 
 // Ensure creates or updates the streams, consumers and buckets. It is
 // idempotent and safe to run from several receivers at once.
+//
+// When a bound is reached: the events, deliveries and inbound streams refuse
+// new messages (DiscardNew), so ingest answers 503 and the fan-out retries
+// its event later, and nothing queued is dropped; the delivery log drops
+// its oldest entries (DiscardOld); the reports and state buckets refuse
+// writes, which the pipeline retries.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.WithDefaults()
+	if c.MaxBytes < MinMaxBytes {
+		return fmt.Errorf("storage bound %d bytes is below the minimum of %d", c.MaxBytes, int64(MinMaxBytes))
+	}
 	streams := []jetstream.StreamConfig{
 		{Name: EventsStream, Subjects: []string{EventsSubject + ".>"}},
 		// Delivery ids only need dedupe while a fan-out may be replayed
@@ -90,9 +129,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		if s.Duplicates == 0 {
 			s.Duplicates = DuplicateWindow
 		}
-		// Unbounded streams; the embedded server's store is bounded by
-		// --max-store-bytes.
-		s.MaxBytes = -1
+		// Full: publishing fails rather than dropping queued messages.
+		s.MaxBytes = c.MaxBytesOf(s.Name)
 		s.Discard = jetstream.DiscardNew
 		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
 			return fmt.Errorf("create stream %s: %w", s.Name, err)
@@ -129,9 +167,30 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		b.Storage = jetstream.FileStorage
 		b.Replicas = c.Replicas
 		b.History = 1
+		b.MaxBytes = c.MaxBytesOf(b.Bucket)
 		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b.Bucket, err)
 		}
+	}
+	return discardOldest(ctx, js, DeliveryLogBucket)
+}
+
+// discardOldest makes a full bucket drop its oldest entries instead of
+// refusing writes: the delivery log ages out rather than blocking outcomes.
+// (KV buckets are created with DiscardNew.)
+func discardOldest(ctx context.Context, js jetstream.JetStream, bucket string) error {
+	name := "KV_" + bucket
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("read bucket %s: %w", bucket, err)
+	}
+	cfg := st.CachedInfo().Config
+	if cfg.Discard == jetstream.DiscardOld {
+		return nil
+	}
+	cfg.Discard = jetstream.DiscardOld
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("set discard policy of bucket %s: %w", bucket, err)
 	}
 	return nil
 }

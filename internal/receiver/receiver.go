@@ -15,6 +15,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mira/mira-operator/internal/metricsendpoint"
+	"github.com/mira/mira-operator/internal/secretcache"
 	"net"
 	"net/http"
 	"net/netip"
@@ -28,7 +30,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -39,7 +40,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/actions"
@@ -56,10 +56,13 @@ import (
 
 // Options are the receiver's flags.
 type Options struct {
-	Listen             string
-	MetricsAddr        string
-	DataDir            string
-	NATSURL            string
+	Listen      string
+	MetricsAddr string
+	Metrics     metricsendpoint.Flags
+	DataDir     string
+	NATSURL     string
+	// NATS secures the connection to --nats-url.
+	NATS               queue.ConnectOptions
 	IntegrationsSecret string
 	WatchNamespace     string
 	SyncAlways         bool
@@ -70,11 +73,16 @@ type Options struct {
 	FanoutWorkers      int
 	ShutdownGrace      time.Duration
 	AllowPrivate       bool
+	AllowLoopback      bool
+	AllowCrossNS       bool
 	AllowedCIDRs       string
 	Replicas           int
 	MaxAckPending      int
 	MaxStoreBytes      int64
-	MaxResponseBytes   int64
+	StorageMaxBytes    int64
+	// MaxInboundConcurrency caps requests served at once.
+	MaxInboundConcurrency int
+	MaxResponseBytes      int64
 	// Leader election: with several replicas only the elected one writes
 	// status and acts on annotations; every replica delivers.
 	LeaderElect        bool
@@ -88,7 +96,16 @@ type Options struct {
 // BindFlags registers the options on fs with their defaults.
 func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", ":8080", "address of the webhook and API routes, /healthz and /readyz")
+	fs.IntVar(&o.MaxInboundConcurrency, "max-concurrent-requests", 256, "requests served at once on --listen; past it the receiver answers 503 with Retry-After (0: no limit)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":9090", "address of the Prometheus metrics endpoint; \"0\" disables it")
+	o.Metrics.Bind(fs)
+	fs.StringVar(&o.NATS.CAFile, "nats-ca-file", "", "PEM CA bundle that signs the NATS servers' certificates (enables TLS verification against it)")
+	fs.StringVar(&o.NATS.CertFile, "nats-cert-file", "", "PEM client certificate for mutual TLS with NATS (with --nats-key-file)")
+	fs.StringVar(&o.NATS.KeyFile, "nats-key-file", "", "PEM private key of --nats-cert-file")
+	fs.StringVar(&o.NATS.CredsFile, "nats-creds-file", "", "NATS .creds file (user JWT and NKey seed) to authenticate with")
+	fs.StringVar(&o.NATS.NKeySeedFile, "nats-nkey-seed-file", "", "file holding an NKey user seed to authenticate with")
+	fs.StringVar(&o.NATS.User, "nats-user", "", "NATS user name (with --nats-password-file)")
+	fs.StringVar(&o.NATS.PasswordFile, "nats-password-file", "", "file holding the password of --nats-user (mount it from a Secret)")
 	fs.StringVar(&o.DataDir, "data-dir", "/var/lib/mira", "directory of the embedded JetStream file store (ignored with --nats-url)")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster (JetStream enabled) instead of the embedded server, e.g. nats://nats.nats:4222")
 	fs.StringVar(&o.IntegrationsSecret, "integrations-secret", "", "namespace/name of the Secret with api-token, recall-webhook-secret, recall-api-key, stripe-webhook-secret")
@@ -100,11 +117,14 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Retention, "retention", 7*24*time.Hour, "how long events and the delivery log are kept")
 	fs.IntVar(&o.FanoutWorkers, "fanout-workers", 32, "events fanned out in parallel")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 20*time.Second, "time in-flight deliveries get to finish on shutdown")
-	fs.BoolVar(&o.AllowPrivate, "allow-private-targets", false, "let url targets resolve to private, loopback and link-local addresses (cloud metadata stays refused unless in --allowed-cidrs)")
+	fs.BoolVar(&o.AllowPrivate, "allow-private-targets", false, "let url targets resolve to private and CGNAT addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); loopback, link-local and cloud metadata stay refused")
+	fs.BoolVar(&o.AllowLoopback, "allow-loopback-targets", false, "let url targets resolve to loopback addresses (127/8, ::1), for consumers on the receiver's own host (local development); cloud metadata stays refused")
+	fs.BoolVar(&o.AllowCrossNS, "allow-cross-namespace-targets", false, "deliver to spec.service targets in another namespace than their endpoint's (the manager needs the same flag)")
 	fs.StringVar(&o.AllowedCIDRs, "allowed-cidrs", "", "comma-separated CIDRs url targets may resolve to despite the outbound guard, e.g. 10.20.0.0/16")
 	fs.IntVar(&o.Replicas, "stream-replicas", 1, "replicas of streams and buckets (3 on a NATS cluster)")
 	fs.IntVar(&o.MaxAckPending, "max-ack-pending", 10000, "per endpoint: deliveries in flight or waiting for a retry; newer ones wait in the stream")
-	fs.Int64Var(&o.MaxStoreBytes, "max-store-bytes", 0, "bound of the embedded JetStream store in bytes (0: a share of the disk)")
+	fs.Int64Var(&o.MaxStoreBytes, "max-store-bytes", 0, "bound of the embedded JetStream store in bytes (0: 75% of the data volume's size)")
+	fs.Int64Var(&o.StorageMaxBytes, "storage-max-bytes", 0, "bytes the streams and buckets may use together, split in fixed shares (0: 95% of the embedded store, or 10 GiB per replica on --nats-url); when full, ingest answers 503, the oldest delivery-log entries age out and queued deliveries wait")
 	fs.Int64Var(&o.MaxResponseBytes, "max-response-bytes", 64<<10, "bytes of a consumer's response body kept in the delivery log")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "run several replicas on one NATS cluster: all deliver, the elected one writes status and handles annotations")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "mira-receiver.platform.mira.io", "name of the receiver's leader-election Lease")
@@ -113,10 +133,11 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.LeaseRenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up (and the process exits to be restarted)")
 	fs.DurationVar(&o.LeaseRetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
 	for group, names := range map[string][]string{
-		"Server": {"listen", "metrics-bind-address", "shutdown-grace"},
-		"NATS": {"nats-url", "data-dir", "jetstream-sync-always", "jetstream-sync-interval", "stream-replicas",
-			"max-store-bytes", "retention"},
-		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allowed-cidrs",
+		"Server": {"listen", "max-concurrent-requests", "metrics-bind-address", "metrics-secure", "metrics-cert-dir", "shutdown-grace"},
+		"NATS": {"nats-url", "nats-ca-file", "nats-cert-file", "nats-key-file", "nats-creds-file", "nats-nkey-seed-file",
+			"nats-user", "nats-password-file", "data-dir", "jetstream-sync-always", "jetstream-sync-interval", "stream-replicas",
+			"max-store-bytes", "storage-max-bytes", "retention"},
+		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allow-loopback-targets", "allowed-cidrs", "allow-cross-namespace-targets",
 			"rotation-grace", "status-interval"},
 		"Kubernetes": {"watch-namespace", "integrations-secret", "leader-elect", "leader-election-id",
 			"leader-election-namespace", "leader-elect-lease-duration", "leader-elect-renew-deadline", "leader-elect-retry-period"},
@@ -133,7 +154,7 @@ const FlagGroupAnnotation = "mira.platform.mira.io/flag-group"
 
 // Guard builds the outbound guard from the options.
 func (o *Options) Guard() (*delivery.Guard, error) {
-	g := &delivery.Guard{AllowPrivate: o.AllowPrivate, AllowLoopback: o.AllowPrivate}
+	g := &delivery.Guard{AllowPrivate: o.AllowPrivate, AllowLoopback: o.AllowLoopback}
 	for _, c := range strings.Split(o.AllowedCIDRs, ",") {
 		if c = strings.TrimSpace(c); c == "" {
 			continue
@@ -160,7 +181,9 @@ type Receiver struct {
 	Integrations *integrations.Secret
 	Logger       logr.Logger
 	metrics      *metrics
-	embedded     interface {
+	// storeBytes bounds the embedded store (0 on an external cluster).
+	storeBytes int64
+	embedded   interface {
 		Shutdown()
 		WaitForShutdown()
 	}
@@ -239,7 +262,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	}
 	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		// The receiver only reads these objects, so it can skip the copies.
-		&corev1.Secret{}:           {UnsafeDisableDeepCopy: ptrTrue()},
+		// Secrets never go through the cache: see secretcache.
 		&miraapi.WebhookEndpoint{}: {UnsafeDisableDeepCopy: ptrTrue()},
 	}}
 	if o.WatchNamespace != "" {
@@ -250,7 +273,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	}
 	mopts := ctrl.Options{
 		Scheme:                 Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                o.Metrics.Options(o.MetricsAddr),
 		HealthProbeBindAddress: "0",
 		Cache:                  cacheOpts,
 	}
@@ -287,7 +310,15 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 		r.Close()
 		return nil, err
 	}
-	r.Registry, err = endpoints.NewRegistry(endpoints.RegistryOptions{Reader: mgr.GetCache(), Guard: guard, RotationGrace: o.RotationGrace, MaxResponseBytes: o.MaxResponseBytes})
+	// Secrets are read by name and cached briefly; the receiver never lists
+	// or watches them (its ClusterRole only has "get").
+	secrets, err := secretcache.New(mgr.GetCache(), mgr.GetAPIReader())
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.Registry, err = endpoints.NewRegistry(endpoints.RegistryOptions{Reader: secrets, Guard: guard, RotationGrace: o.RotationGrace, MaxResponseBytes: o.MaxResponseBytes,
+		AllowCrossNamespaceTargets: o.AllowCrossNS})
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -298,6 +329,8 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 		return nil, fmt.Errorf("open delivery log: %w", err)
 	}
 	r.Log, _ = deliverylog.New(kvLog)
+	// 0 (not connected yet) falls back to the NATS default of 1 MiB.
+	r.Log.MaxRecordBytes = deliverylog.RecordBudget(r.NATS.MaxPayload())
 	kvStats, err := r.JetStream.KeyValue(ctx, queue.EndpointStatsBucket)
 	if err != nil {
 		r.Close()
@@ -308,7 +341,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	r.Status.CountPatches(r.metrics.statusPatches)
 	r.Status.SetElected(mgr.Elected())
 	r.Publisher = &events.Stream{JS: r.JetStream}
-	r.Integrations = &integrations.Secret{Reader: mgr.GetCache(), Key: integrationsKey}
+	r.Integrations = &integrations.Secret{Reader: secrets, Key: integrationsKey}
 	if err := (&actions.Actions{Client: mgr.GetClient(), JS: r.JetStream, Publisher: r.Publisher, Registry: r.Registry,
 		Log: r.Log, Status: r.Status, Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		r.Close()
@@ -323,7 +356,13 @@ func ptrTrue() *bool { t := true; return &t }
 // still forming (or electing a meta leader after a node restart) that can
 // time out, so it is retried for up to two minutes before giving up.
 func (r *Receiver) ensureStreams(ctx context.Context) error {
-	cfg := queue.Config{Replicas: r.Options.Replicas, Retention: r.Options.Retention}
+	cfg := queue.Config{Replicas: r.Options.Replicas, Retention: r.Options.Retention, MaxBytes: r.Options.StorageMaxBytes}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = queue.DefaultExternalMaxBytes
+		if r.storeBytes > 0 {
+			cfg.MaxBytes = queue.StreamBytes(r.storeBytes)
+		}
+	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := queue.Ensure(ctx, r.JetStream, cfg)
@@ -342,7 +381,11 @@ func (r *Receiver) ensureStreams(ctx context.Context) error {
 func (r *Receiver) connect(ctx context.Context) error {
 	o := r.Options
 	if o.NATSURL != "" {
-		nc, err := queue.Connect(o.NATSURL, "mira-receiver")
+		opts, err := o.NATS.Options()
+		if err != nil {
+			return err
+		}
+		nc, err := queue.Connect(o.NATSURL, "mira-receiver", opts...)
 		if err != nil {
 			return err
 		}
@@ -351,8 +394,13 @@ func (r *Receiver) connect(ctx context.Context) error {
 		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 			return fmt.Errorf("create data directory: %w", err)
 		}
+		store, err := queue.EmbeddedStore(o.DataDir, o.MaxStoreBytes)
+		if err != nil {
+			return err
+		}
+		r.storeBytes = store
 		ns, err := queue.StartEmbedded(queue.EmbeddedOptions{
-			DataDir: o.DataDir, Port: -1, SyncAlways: o.SyncAlways, SyncInterval: o.SyncInterval, MaxStore: o.MaxStoreBytes,
+			DataDir: o.DataDir, Port: -1, SyncAlways: o.SyncAlways, SyncInterval: o.SyncInterval, MaxStore: store,
 		})
 		if err != nil {
 			return err

@@ -52,7 +52,35 @@ func (r *Receiver) routes() http.Handler {
 	for _, p := range r.parts {
 		p.Routes(mux)
 	}
-	return mux
+	return LimitConcurrency(r.Options.MaxInboundConcurrency, mux)
+}
+
+// LimitConcurrency serves at most n requests at once (n ≤ 0: no limit);
+// past it, it answers 503 with Retry-After at once, before reading anything
+// of the request, so a flood cannot pile up goroutines and buffers. Health
+// probes are never refused.
+func LimitConcurrency(n int, next http.Handler) http.Handler {
+	if n <= 0 {
+		return next
+	}
+	slots := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			next.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Connection", "close") // nothing of the request is read
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"too many concurrent requests; retry"}` + "\n"))
+		}
+	})
 }
 
 func (r *Receiver) readiness() error {

@@ -134,6 +134,9 @@ func testOptions(dataDir string) receiver.Options {
 	o.IntegrationsSecret = intNS + "/mira-integrations"
 	o.StatusInterval = 200 * time.Millisecond
 	o.AllowedCIDRs = "127.0.0.0/8"
+	// Consumers answering 1 MiB bodies make records that outgrow a NATS
+	// message after a few attempts (TestLargeResponsesManyAttempts).
+	o.MaxResponseBytes = 1 << 20
 	o.ShutdownGrace = 2 * time.Second
 	return o
 }

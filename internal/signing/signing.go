@@ -124,11 +124,11 @@ func StandardFromHeaders(h HeaderGetter) Standard {
 	return s
 }
 
-// VerifyStandard checks a Standard Webhooks signature over the raw body.
-// It accepts the message if any "v1," entry matches under any of the secrets
-// (constant-time), ignores other versions such as "v1a", and rejects
-// timestamps further than tolerance from now in either direction.
-func VerifyStandard(secrets []string, h Standard, body []byte, now time.Time, tolerance time.Duration) error {
+// CheckStandardHeaders checks what can be checked before the body is read:
+// the three headers are present and the timestamp is within tolerance.
+// Receivers call it first so that an unsigned request is refused without
+// its body being read.
+func CheckStandardHeaders(h Standard, now time.Time, tolerance time.Duration) error {
 	if h.ID == "" || h.Timestamp == "" || h.Signature == "" {
 		return ErrMissingHeaders
 	}
@@ -138,6 +138,17 @@ func VerifyStandard(secrets []string, h Standard, body []byte, now time.Time, to
 	}
 	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
 		return ErrTimestampSkew
+	}
+	return nil
+}
+
+// VerifyStandard checks a Standard Webhooks signature over the raw body.
+// It accepts the message if any "v1," entry matches under any of the secrets
+// (constant-time), ignores other versions such as "v1a", and rejects
+// timestamps further than tolerance from now in either direction.
+func VerifyStandard(secrets []string, h Standard, body []byte, now time.Time, tolerance time.Duration) error {
+	if err := CheckStandardHeaders(h, now, tolerance); err != nil {
+		return err
 	}
 	if len(secrets) == 0 {
 		return ErrInvalidSecret

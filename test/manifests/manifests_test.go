@@ -296,8 +296,13 @@ func ruleSet(t *testing.T, role *unstructured.Unstructured) []string {
 			v, _, _ := unstructured.NestedStringSlice(m, k)
 			return v
 		}
-		if len(strs("resourceNames")) > 0 || len(strs("nonResourceURLs")) > 0 {
-			t.Fatalf("%s: ruleSet does not handle resourceNames or nonResourceURLs", id(role))
+		if len(strs("resourceNames")) > 0 {
+			t.Fatalf("%s: ruleSet does not handle resourceNames", id(role))
+		}
+		for _, u := range strs("nonResourceURLs") {
+			for _, v := range strs("verbs") {
+				out = append(out, "url:"+u+":"+v)
+			}
 		}
 		for _, g := range strs("apiGroups") {
 			for _, res := range strs("resources") {

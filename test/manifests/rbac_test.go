@@ -71,9 +71,15 @@ func TestRBAC(t *testing.T) {
 		allow("watch", mira, "webhookendpoints", "", ""),
 		allow("list", mira, "scoringtemplates", "", ""),
 		allow("get", "", "secrets", "", team),
-		allow("list", "", "secrets", "", ""),
-		allow("watch", "", "secrets", "", ""),
 		allow("get", "", "secrets", "", Namespace),
+		// Secrets by name only: never listed or watched, in no namespace
+		// (issue 11: the receiver faces the internet and cached them all).
+		deny("list", "", "secrets", "", ""),
+		deny("watch", "", "secrets", "", ""),
+		deny("list", "", "secrets", "", team),
+		deny("watch", "", "secrets", "", team),
+		deny("list", "", "secrets", "", Namespace),
+		deny("watch", "", "secrets", "", Namespace),
 		// Writes only delivery status (server-side apply is a PATCH) and Events.
 		allow("patch", mira, "webhookendpoints", "status", team),
 		allow("get", mira, "webhookendpoints", "status", team),
@@ -106,6 +112,9 @@ func TestRBAC(t *testing.T) {
 		allow("update", "coordination.k8s.io", "leases", "", Namespace),
 		deny("create", "coordination.k8s.io", "leases", "", team),
 		deny("delete", "coordination.k8s.io", "leases", "", Namespace),
+		// Checks scrapers of its secure /metrics.
+		allow("create", "authentication.k8s.io", "tokenreviews", "", ""),
+		allow("create", "authorization.k8s.io", "subjectaccessreviews", "", ""),
 	}
 	manager := []access{
 		// Generates and rotates signing Secrets: the one writer of Secrets.
@@ -128,6 +137,8 @@ func TestRBAC(t *testing.T) {
 		deny("create", "coordination.k8s.io", "leases", "", team),
 		deny("create", "", "pods", "", team),
 		deny("patch", "", "services", "", team),
+		allow("create", "authentication.k8s.io", "tokenreviews", "", ""),
+		allow("create", "authorization.k8s.io", "subjectaccessreviews", "", ""),
 	}
 	for sa, table := range map[string][]access{"mira-receiver": receiver, "mira-manager": manager} {
 		for _, a := range table {

@@ -168,7 +168,7 @@ func TestDiskFull(t *testing.T) {
 	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	dataDir := filepath.Join(t.TempDir(), "data")
-	p := start(t, "receiver-diskfull", receiverArgs(port, "--data-dir="+dataDir, "--max-store-bytes=1048576")...)
+	p := start(t, "receiver-diskfull", receiverArgs(port, "--data-dir="+dataDir, "--max-store-bytes=16777216")...)
 	waitReady(t, url, p)
 
 	var accepted, refused5xx, other atomic.Int64

@@ -22,8 +22,12 @@ const (
 // OutcomeBlocked is the outcome of an attempt the outbound guard refused.
 const OutcomeBlocked = "Blocked"
 
-// MaxLoggedAttempts bounds the attempts kept in one Delivery.
-const MaxLoggedAttempts = 50
+// MaxLoggedAttempts bounds the attempts kept in full in one Delivery; older
+// ones are folded into OlderAttempts.
+const MaxLoggedAttempts = 10
+
+// MaxSummaryCodes bounds AttemptSummary.LastCodes.
+const MaxSummaryCodes = 10
 
 // Delivery is the durable log of one (event, endpoint) delivery: every
 // attempt with its request and response. The receiver stores it in the
@@ -46,9 +50,27 @@ type Delivery struct {
 	Body         string     `json:"body"`
 	// AttemptCount counts attempts in the current round.
 	AttemptCount int `json:"attempt_count"`
-	// Attempts, oldest first; at most MaxLoggedAttempts are kept.
+	// Attempts, oldest first; at most MaxLoggedAttempts are kept in full,
+	// fewer when the record would outgrow its byte budget.
 	Attempts []Attempt `json:"attempts"`
-	Reason   string    `json:"reason,omitempty"`
+	// OlderAttempts summarises the attempts dropped from Attempts.
+	OlderAttempts *AttemptSummary `json:"older_attempts,omitempty"`
+	// BodyOmitted is set when Body was dropped to keep the record within
+	// its byte budget (the queued message still carries it).
+	BodyOmitted bool   `json:"body_omitted,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// AttemptSummary stands for attempts no longer kept in full.
+type AttemptSummary struct {
+	// Count of summarised attempts.
+	Count int `json:"count"`
+	// First and Last are the times of the oldest and newest summarised attempt.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	// LastCodes are the status codes (0: no response) of the newest
+	// summarised attempts, oldest first, at most MaxSummaryCodes.
+	LastCodes []int `json:"last_codes,omitempty"`
 }
 
 // Final reports whether the delivery ended (nothing more happens to it
