@@ -44,7 +44,7 @@ func runLanesSuite(ctx context.Context) (Section, error) {
 	if err != nil {
 		return Section{}, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	ns, err := queue.StartEmbedded(queue.EmbeddedOptions{DataDir: dir, Port: -1})
 	if err != nil {
 		return Section{}, err

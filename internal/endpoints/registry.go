@@ -236,7 +236,7 @@ func (r *Registry) Sender(ctx context.Context, e *Endpoint) (*delivery.Sender, e
 	// The receiver checks this itself rather than trusting the manager's
 	// Ready condition: the two may run with different flags.
 	if s := w.Spec.Service; s != nil && w.ServiceNamespace() != w.Namespace && !r.crossNamespace {
-		return nil, fmt.Errorf("Service target %s/%s is in another namespace (run with --allow-cross-namespace-targets)", w.ServiceNamespace(), s.Name)
+		return nil, fmt.Errorf("service target %s/%s is in another namespace (run with --allow-cross-namespace-targets)", w.ServiceNamespace(), s.Name)
 	}
 	conc := w.GetMaxConcurrency()
 	key := fmt.Sprintf("service=%t conc=%d", w.Spec.Service != nil, conc)

@@ -36,7 +36,7 @@ func TestRefusedBeforeTheBodyIsRead(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			pr, pw := io.Pipe()
-			defer pw.Close()
+			defer func() { _ = pw.Close() }()
 			req, _ := http.NewRequest(http.MethodPost, recvURL+tc.path, pr)
 			req.ContentLength = tc.length
 			for k, v := range tc.header {
@@ -53,14 +53,14 @@ func TestRefusedBeforeTheBodyIsRead(t *testing.T) {
 					done <- result{err: err}
 					return
 				}
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				done <- result{code: resp.StatusCode}
 			}()
 			var res result
 			select {
 			case res = <-done:
 			case <-time.After(10 * time.Second):
-				pw.Close() // unblock the client before failing
+				_ = pw.Close() // unblock the client before failing
 				t.Fatal("no answer within 10 s: the server waits for the body")
 			}
 			if res.err != nil || res.code != tc.want {

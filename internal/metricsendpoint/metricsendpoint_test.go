@@ -43,7 +43,7 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
 
@@ -64,7 +64,7 @@ func serve(t *testing.T, f Flags) string {
 
 func scrape(t *testing.T, url, token string) int {
 	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // G402: the endpoint serves a self-signed certificate generated at start
 	var code int
 	testenv.Eventually(t, "metrics endpoint answers", 30*time.Second, func() error {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)

@@ -9,5 +9,5 @@ func volumeSize(dir string) (int64, error) {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, err
 	}
-	return int64(st.Blocks) * int64(st.Bsize), nil //nolint:unconvert // Bsize is uint32 on darwin
+	return int64(st.Blocks) * int64(st.Bsize), nil //nolint:unconvert,gosec // Bsize is uint32 on darwin; block counts are far below 2^63
 }

@@ -31,7 +31,7 @@ func TestLimitConcurrency(t *testing.T) {
 				codes <- 0
 				return
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			codes <- resp.StatusCode
 		}()
 	}
@@ -41,7 +41,7 @@ func TestLimitConcurrency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("past the limit: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
@@ -49,7 +49,7 @@ func TestLimitConcurrency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hz.Body.Close()
+	_ = hz.Body.Close()
 	if hz.StatusCode != http.StatusOK {
 		t.Fatalf("health probe refused at the limit: %d", hz.StatusCode)
 	}
@@ -65,7 +65,7 @@ func TestLimitConcurrency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("after the burst: %d, want 200", resp.StatusCode)
 	}
