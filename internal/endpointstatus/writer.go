@@ -412,9 +412,17 @@ func (w *Writer) Flush(ctx context.Context) {
 	w.mu.Unlock()
 	parallel(len(jobs), func(i int) {
 		j := jobs[i]
-		err := w.write(ctx, j.uid, &j.s)
+		wrote, err := w.write(ctx, j.uid, &j.s)
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		if err == nil && wrote {
+			// Counted even when the view was dropped meanwhile: the write
+			// happened.
+			w.patches[j.uid]++
+			if w.patchCounter != nil {
+				w.patchCounter.Inc()
+			}
+		}
 		s := w.byUID[j.uid]
 		if s == nil {
 			return
@@ -422,10 +430,6 @@ func (w *Writer) Flush(ctx context.Context) {
 		if err != nil {
 			s.statusDirty = true // try again next interval
 			return
-		}
-		w.patches[j.uid]++
-		if w.patchCounter != nil {
-			w.patchCounter.Inc()
 		}
 		s.flushedDegraded, s.flushedDisabled, s.flushedOnce = j.s.degraded(), j.s.Disabled, true
 	})
@@ -447,14 +451,16 @@ func parallel(n int, f func(int)) {
 	wg.Wait()
 }
 
-func (w *Writer) write(ctx context.Context, uid types.UID, s *stats) error {
+// write applies the receiver's part of an endpoint's status; wrote is
+// false when the endpoint is gone and nothing was written.
+func (w *Writer) write(ctx context.Context, uid types.UID, s *stats) (wrote bool, err error) {
 	e := w.registry.Get(uid)
 	if e == nil {
 		w.mu.Lock()
 		delete(w.byUID, uid)
 		w.disabled.Delete(uid)
 		w.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	obj := e.Object()
 
@@ -499,10 +505,10 @@ func (w *Writer) write(ctx context.Context, uid types.UID, s *stats) error {
 	}
 	if err := statuspatch.Apply(ctx, w.client, miraapi.GroupVersion.WithKind("WebhookEndpoint"), obj.Namespace, obj.Name, &status, miraapi.ReceiverFieldManager); err != nil {
 		w.log.Error(err, "write delivery status", "endpoint", obj.Namespace+"/"+obj.Name)
-		return err
+		return false, err
 	}
 	w.emitTransitions(obj, s)
-	return nil
+	return true, nil
 }
 
 func (w *Writer) emitTransitions(obj *miraapi.WebhookEndpoint, s *stats) {

@@ -57,8 +57,13 @@ func sentinel(t *testing.T) {
 // transcript_ready, one report.completed, no meeting.failed.
 func exactlyOneReport(t *testing.T, bot string) {
 	t.Helper()
-	sentinel(t)
 	m := MeetingID(bot)
+	// Deliveries of different events run in parallel (and may be retried),
+	// so the sentinel orders nothing by itself: wait for each expected event
+	// first, then use the sentinel for the negative checks.
+	waitEvent(t, miraapi.EventMeetingTranscriptReady, "meeting_id", m)
+	waitEvent(t, miraapi.EventReportCompleted, "meeting_id", m)
+	sentinel(t)
 	if n := len(consumer.matching(miraapi.EventReportCompleted, "meeting_id", m)); n != 1 {
 		t.Errorf("report.completed delivered %d times, want 1", n)
 	}
