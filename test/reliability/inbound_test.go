@@ -49,7 +49,9 @@ func TestInboundFloods(t *testing.T) {
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	args := receiverArgs(port, "--data-dir="+dataDir, "--watch-namespace="+ns)
-	args = append(args, "--metrics-bind-address=127.0.0.1:"+strconv.Itoa(metricsPort)) // the later flag wins
+	// The later flag wins. The scrape below uses the documented plain-HTTP
+	// opt-out; internal/metricsendpoint tests the authenticated default.
+	args = append(args, "--metrics-bind-address=127.0.0.1:"+strconv.Itoa(metricsPort), "--metrics-secure=false")
 	p := start(t, "receiver-inbound", args...)
 	waitReady(t, url, p)
 
