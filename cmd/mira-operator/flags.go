@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
@@ -61,6 +62,17 @@ func (c *serverCommand) parse(args []string) error {
 }
 
 var errHelp = errors.New("help requested")
+
+// start parses args, sets up logging from the zap flags and loads the
+// Kubernetes client configuration from the kubeconfig flags: what every
+// server subcommand does before it builds anything.
+func (c *serverCommand) start(args []string) (*rest.Config, error) {
+	if err := c.parse(args); err != nil {
+		return nil, err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&c.zap)))
+	return c.kube.restConfig()
+}
 
 // usage prints the flags, one section per group.
 func (c *serverCommand) usage(w io.Writer) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/mira/mira-operator/internal/manager"
 )
@@ -22,11 +21,7 @@ func newManagerCommand() *managerCommand {
 // runManager runs the controllers until SIGINT/SIGTERM.
 func runManager(args []string) error {
 	c := newManagerCommand()
-	if err := c.parse(args); err != nil {
-		return err
-	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&c.zap)))
-	cfg, err := c.kube.restConfig()
+	cfg, err := c.start(args)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/mira/mira-operator/internal/inbound"
 	"github.com/mira/mira-operator/internal/receiver"
@@ -26,11 +25,7 @@ func newReceiverCommand() *receiverCommand {
 // inbound pipeline constructed here and mounted on it.
 func runReceiver(args []string) error {
 	c := newReceiverCommand()
-	if err := c.parse(args); err != nil {
-		return err
-	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&c.zap)))
-	cfg, err := c.kube.restConfig()
+	cfg, err := c.start(args)
 	if err != nil {
 		return err
 	}
