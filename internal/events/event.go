@@ -14,10 +14,13 @@ import (
 
 // Event is one Mira event as stored in the events stream.
 type Event struct {
-	ID   string          `json:"id"`
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
-	Time time.Time       `json:"time"`
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	// Namespace is the workspace the event belongs to: fan-out reaches only
+	// WebhookEndpoints in this namespace, and it is part of the subject.
+	Namespace string          `json:"namespace"`
+	Data      json.RawMessage `json:"data"`
+	Time      time.Time       `json:"time"`
 	// Only, when set, restricts the fan-out to one endpoint uid regardless
 	// of subscriptions (test events).
 	Only string `json:"only,omitempty"`

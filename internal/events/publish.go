@@ -30,7 +30,7 @@ func (s *Stream) Publish(ctx context.Context, ev Event) error {
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
-	if _, err := s.JS.Publish(ctx, queue.EventsSubject+"."+ev.Type, b, jetstream.WithMsgID(ev.ID)); err != nil {
+	if _, err := s.JS.Publish(ctx, queue.EventSubject(ev.Namespace, ev.Type), b, jetstream.WithMsgID(ev.ID)); err != nil {
 		return fmt.Errorf("store event %s: %w", ev.ID, err)
 	}
 	return nil

@@ -237,3 +237,14 @@ func redactURL(u string) string {
 	}
 	return string(out)
 }
+
+// EventSubject is the subject an event is stored under:
+// mira.events.<namespace>.<type>. The namespace is part of it so that NATS
+// permissions can scope a workspace; an event without one is stored under
+// the "_" token (it reaches no endpoint).
+func EventSubject(namespace, eventType string) string {
+	if namespace == "" {
+		namespace = "_"
+	}
+	return EventsSubject + "." + namespace + "." + eventType
+}
