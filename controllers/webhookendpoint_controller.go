@@ -24,6 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/delivery"
+	"github.com/mira/mira-operator/internal/eventfilter"
 	"github.com/mira/mira-operator/internal/signing"
 	"github.com/mira/mira-operator/internal/statuspatch"
 )
@@ -106,6 +108,8 @@ func (r *WebhookEndpointReconciler) reconcile(ctx context.Context, obj *miraapi.
 		r.resolveTarget,
 		r.reconcileSigningSecret,
 		r.checkTLSSecrets,
+		r.checkHeadersSecret,
+		r.checkFilter,
 		r.checkSuspended,
 	} {
 		if !step(ctx, obj, &out) {
@@ -310,6 +314,39 @@ func (r *WebhookEndpointReconciler) checkTLSSecrets(ctx context.Context, obj *mi
 				return out.fail(miraapi.SecretKeyMissingReason, "TLS Secret %s has no key %q", n.name, k)
 			}
 		}
+	}
+	return true
+}
+
+// checkHeadersSecret checks that the Secret named by spec.headersSecretRef
+// exists and that every key is a header Mira may send. Messages name the
+// offending key, never a value.
+func (r *WebhookEndpointReconciler) checkHeadersSecret(ctx context.Context, obj *miraapi.WebhookEndpoint, out *endpointOutcome) bool {
+	ref := obj.Spec.HeadersSecretRef
+	if ref == nil {
+		return true
+	}
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return out.fail(miraapi.SecretNotFoundReason, "headers Secret %s not found in namespace %s", ref.Name, obj.Namespace)
+		}
+		return out.transientFail(err, "get headers Secret")
+	}
+	if err := delivery.ValidateCustomHeaders(s.Data); err != nil {
+		return out.fail(miraapi.InvalidHeadersReason, "headers Secret %s: %v", ref.Name, err)
+	}
+	return true
+}
+
+// checkFilter compiles spec.filter; a filter that does not compile (or is
+// too costly) makes the endpoint not Ready with the compiler's message.
+func (r *WebhookEndpointReconciler) checkFilter(_ context.Context, obj *miraapi.WebhookEndpoint, out *endpointOutcome) bool {
+	if obj.Spec.Filter == "" {
+		return true
+	}
+	if _, err := eventfilter.Compile(obj.Spec.Filter); err != nil {
+		return out.fail(miraapi.InvalidFilterReason, "spec.filter: %v", err)
 	}
 	return true
 }

@@ -37,6 +37,9 @@ func SecretNames(obj *miraapi.WebhookEndpoint) []string {
 			names = append(names, t.ClientCertSecretRef.Name)
 		}
 	}
+	if ref := obj.Spec.HeadersSecretRef; ref != nil && ref.Name != "" {
+		names = append(names, ref.Name)
+	}
 	return names
 }
 

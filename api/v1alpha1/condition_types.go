@@ -78,6 +78,10 @@ const (
 	// EnableAnnotation re-enables an endpoint the receiver disabled; any new
 	// value re-enables once.
 	EnableAnnotation = "platform.mira.io/enable"
+	// ReplayAnnotation queues deliveries to this endpoint for stored events
+	// in a window: "since=<RFC 3339>[;until=<RFC 3339>][;event=<type>]
+	// [;include-delivered][;nonce=<any>]". Each new value replays once.
+	ReplayAnnotation = "platform.mira.io/replay"
 )
 
 // Event types a WebhookEndpoint can subscribe to.
@@ -89,8 +93,41 @@ const (
 	// EventWebhookTest is sent by the test annotation and the CLI; it cannot
 	// be subscribed to.
 	EventWebhookTest = "webhook.test"
-	// EventAll subscribes to every event type.
+	// EventAll subscribes to every product event type (not the
+	// operational ones).
 	EventAll = "*"
+)
+
+// Operational event types: about the webhook plane itself, published into
+// the endpoint's namespace, delivered only to endpoints that list them
+// explicitly and never to the endpoint they are about.
+const (
+	EventEndpointDegraded  = "endpoint.degraded"
+	EventEndpointDisabled  = "endpoint.disabled"
+	EventEndpointRecovered = "endpoint.recovered"
+	EventDeliveryDead      = "delivery.dead"
+)
+
+// OperationalEventTypes lists the operational event types.
+var OperationalEventTypes = []string{EventEndpointDegraded, EventEndpointDisabled, EventEndpointRecovered, EventDeliveryDead}
+
+// IsOperationalEvent reports whether t is an operational event type.
+func IsOperationalEvent(t string) bool {
+	for _, o := range OperationalEventTypes {
+		if t == o {
+			return true
+		}
+	}
+	return false
+}
+
+// Ready reasons of configuration added with headers and filters.
+const (
+	// InvalidHeadersReason: the headers Secret has a key that is not a valid
+	// header name or names a header Mira owns.
+	InvalidHeadersReason = "InvalidHeaders"
+	// InvalidFilterReason: spec.filter does not compile or is too costly.
+	InvalidFilterReason = "InvalidFilter"
 )
 
 // EventTypes lists the subscribable event types.

@@ -49,10 +49,11 @@ func (w *WebhookEndpoint) UsesGeneratedSecret() bool {
 	return w.Spec.SecretRef == nil || w.Spec.SecretRef.Name == ""
 }
 
-// Subscribes reports whether the endpoint wants events of this type.
+// Subscribes reports whether the endpoint wants events of this type; "*"
+// does not match operational events.
 func (w *WebhookEndpoint) Subscribes(eventType string) bool {
 	for _, e := range w.Spec.Events {
-		if e == EventAll || e == eventType {
+		if e == eventType || (e == EventAll && !IsOperationalEvent(eventType)) {
 			return true
 		}
 	}

@@ -25,14 +25,40 @@ type WebhookEndpointSpec struct {
 
 	// Events this endpoint subscribes to: report.completed,
 	// meeting.transcript_ready, meeting.failed, roleplay.completed, or "*"
-	// (alone) for all of them.
+	// for all of them; and the operational events endpoint.degraded,
+	// endpoint.disabled, endpoint.recovered and delivery.dead, which "*"
+	// does not match: they are delivered only to endpoints that list them,
+	// and never to the endpoint they are about. "*" may be combined only
+	// with operational events.
 	// +required
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=5
-	// +kubebuilder:validation:items:Enum="report.completed";"meeting.transcript_ready";"meeting.failed";"roleplay.completed";"*"
+	// +kubebuilder:validation:MaxItems=9
+	// +kubebuilder:validation:items:Enum="report.completed";"meeting.transcript_ready";"meeting.failed";"roleplay.completed";"endpoint.degraded";"endpoint.disabled";"endpoint.recovered";"delivery.dead";"*"
 	// +kubebuilder:validation:XValidation:rule="self.all(e, self.exists_one(f, f == e))",message="events must not contain duplicates"
-	// +kubebuilder:validation:XValidation:rule="!('*' in self) || size(self) == 1",message="'*' subscribes to every event and must be the only entry"
+	// +kubebuilder:validation:XValidation:rule="!('*' in self) || self.all(e, e == '*' || e.startsWith('endpoint.') || e.startsWith('delivery.'))",message="'*' subscribes to every product event and may only be combined with operational events (endpoint.*, delivery.dead)"
 	Events []string `json:"events"`
+
+	// HeadersSecretRef names a Secret, in the endpoint's namespace, whose
+	// every key is sent as an HTTP header with its value on each attempt
+	// (for example "Authorization: Bearer …" or "X-Api-Key"). Keys must be
+	// valid header names and must not be a header Mira owns (X-Mira-*,
+	// webhook-*, Content-Type, Content-Length, Host, User-Agent): the
+	// endpoint is not Ready (reason InvalidHeaders) otherwise. Values never
+	// appear in logs, Events, status or the delivery log. A change to the
+	// Secret applies to attempts made after the receiver's Secret cache
+	// (30 s) expires, without a restart.
+	// +optional
+	HeadersSecretRef *LocalSecretReference `json:"headersSecretRef,omitempty"`
+
+	// Filter is a CEL expression over "event" (event.type, event.id,
+	// event.data, event.timestamp) that must be true for an event to be
+	// delivered, e.g. `event.data.user_id in ["usr_1", "usr_2"]`. Events
+	// that do not match (or whose evaluation fails) produce no delivery and
+	// are counted in status.deliveries.filtered. A filter that does not
+	// compile makes the endpoint not Ready (reason InvalidFilter).
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Filter string `json:"filter,omitempty"`
 
 	// SecretRef names the Secret, in the endpoint's namespace, whose key
 	// (default "signingSecret") holds the signing secret. The operator never
@@ -333,6 +359,10 @@ type DeliveryCounts struct {
 	// Skipped: not attempted because the endpoint was suspended or disabled.
 	// +optional
 	Skipped int64 `json:"skipped,omitempty"`
+	// Filtered: events the endpoint subscribes to that spec.filter
+	// dropped; no delivery was made for them.
+	// +optional
+	Filtered int64 `json:"filtered,omitempty"`
 }
 
 // WebhookEndpoint is an outgoing webhook subscription. `kubectl get

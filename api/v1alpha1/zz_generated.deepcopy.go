@@ -446,6 +446,11 @@ func (in *WebhookEndpointSpec) DeepCopyInto(out *WebhookEndpointSpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.HeadersSecretRef != nil {
+		in, out := &in.HeadersSecretRef, &out.HeadersSecretRef
+		*out = new(LocalSecretReference)
+		**out = **in
+	}
 	if in.SecretRef != nil {
 		in, out := &in.SecretRef, &out.SecretRef
 		*out = new(SecretKeyReference)
