@@ -67,7 +67,8 @@ const (
 const (
 	// RedeliverAnnotation redelivers one delivery id ("dlv_…"; "dlv_…@<nonce>"
 	// asks for the same one again), or every retrying, dead or skipped
-	// delivery since a time ("since=2026-01-02T15:04:05Z").
+	// delivery since a time ("since=2026-01-02T15:04:05Z"), optionally up
+	// to another (";until=2026-01-02T17:04:05Z").
 	RedeliverAnnotation = "platform.mira.io/redeliver"
 	// TestAnnotation sends a webhook.test event to this endpoint regardless of
 	// its subscriptions; any new value sends one.

@@ -89,6 +89,11 @@ func (a *Actions) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 		a.Status.SetHandled(ctx, e, miraapi.RedeliverAnnotation, v)
 		a.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Redelivered", "Redeliver", "queued %d deliveries again (%s)", n, v)
 	}
+	if v := ann[miraapi.ReplayAnnotation]; v != "" && v != a.Status.Handled(ctx, e, miraapi.ReplayAnnotation) {
+		if err := a.replay(ctx, e, v); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	return ctrl.Result{}, nil
 }
 
@@ -114,14 +119,21 @@ func isBadRequest(err error) bool {
 }
 
 // Redeliver queues one delivery id ("dlv_…", or "dlv_…@<nonce>" to ask for
-// the same delivery once more), or with "since=<RFC 3339>" every
-// retrying, dead or skipped delivery created since then. It returns how many
-// it queued.
+// the same delivery once more), or with "since=<RFC 3339>[;until=<RFC 3339>]"
+// every retrying, dead or skipped delivery created in that window. It
+// returns how many it queued.
 func (a *Actions) Redeliver(ctx context.Context, e *endpoints.Endpoint, value string) (int, error) {
 	if since, ok := strings.CutPrefix(value, "since="); ok {
+		since, untilS, hasUntil := strings.Cut(since, ";until=")
 		t, err := time.Parse(time.RFC3339, since)
 		if err != nil {
 			return 0, badRequest{fmt.Errorf("redeliver %q: since must be an RFC 3339 time", value)}
+		}
+		var until time.Time
+		if hasUntil {
+			if until, err = time.Parse(time.RFC3339, untilS); err != nil || !until.After(t) {
+				return 0, badRequest{fmt.Errorf("redeliver %q: until must be an RFC 3339 time after since", value)}
+			}
 		}
 		n := 0
 		cursor := ""
@@ -133,6 +145,9 @@ func (a *Actions) Redeliver(ctx context.Context, e *endpoints.Endpoint, value st
 				return n, err
 			}
 			for i := range page {
+				if !until.IsZero() && !page[i].Created.Before(until) {
+					continue
+				}
 				if err := fanout.Requeue(ctx, a.JS, &page[i]); err != nil {
 					return n, err
 				}

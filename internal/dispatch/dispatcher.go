@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"k8s.io/apimachinery/pkg/types"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	"github.com/mira/mira-operator/internal/deliverylog"
 	"github.com/mira/mira-operator/internal/endpoints"
 	"github.com/mira/mira-operator/internal/endpointstatus"
@@ -49,6 +50,9 @@ type Dispatcher struct {
 	ShutdownGrace time.Duration
 	Now           func() time.Time
 	Rand          func() float64
+	// OnDead, when set, is called once when a delivery becomes Dead (after
+	// its record is stored); the receiver publishes delivery.dead with it.
+	OnDead func(ctx context.Context, e *endpoints.Endpoint, rec *datav1.Delivery)
 }
 
 // syncEvery is how often lanes are matched to the registry.

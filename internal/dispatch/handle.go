@@ -47,6 +47,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	var previous []string
 	var sender *delivery.Sender
 	var target string
+	var headers map[string][]byte
 	if e != nil {
 		obj := e.Object()
 		g.Suspended, g.Disabled, g.MaxRetryDuration = obj.Spec.Suspend, d.Status.Disabled(e), obj.GetMaxRetryDuration()
@@ -57,6 +58,8 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		} else if sender, err = d.Registry.Sender(ctx, e); err != nil {
 			g.Undeliverable = err.Error()
 		} else if target, err = endpoints.Target(obj); err != nil {
+			g.Undeliverable = err.Error()
+		} else if headers, err = d.Registry.Headers(ctx, e); err != nil {
 			g.Undeliverable = err.Error()
 		}
 	}
@@ -102,6 +105,9 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	req, err := delivery.NewRequest(ctx, target, delivery.Message{
 		ID: m.ID, EventType: m.EventType, Body: m.Body, Secret: secret, PreviousSecrets: previous,
 	}, now)
+	if err == nil {
+		err = delivery.SetCustomHeaders(req.Header, headers)
+	}
 	if err != nil {
 		breaker.Release()
 		rec.State, rec.Reason = datav1.StateDead, "cannot build request: "+err.Error()
@@ -133,7 +139,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	a := datav1.Attempt{
 		Number: rec.AttemptCount, Round: rec.Round, Time: now, DurationMillis: res.Duration.Milliseconds(), URL: shown,
-		RequestHeaders: flatten(req.Header), StatusCode: res.StatusCode, ResponseHeaders: flatten(res.Header),
+		RequestHeaders: delivery.MaskCustomHeaders(flatten(req.Header), headers), StatusCode: res.StatusCode, ResponseHeaders: flatten(res.Header),
 		ResponseBody: res.BodyExcerpt, Error: v.Error, Outcome: v.Outcome,
 	}
 	if res.Err != nil {
@@ -243,6 +249,9 @@ func (d *Dispatcher) finish(ctx context.Context, msg jetstream.Msg, e *endpoints
 			}
 		}
 		d.Status.Record(ctx, e, o)
+		if rec.State == datav1.StateDead && prevState != datav1.StateDead && d.OnDead != nil {
+			d.OnDead(ctx, e, rec)
+		}
 		obj := e.Object()
 		outcome := rec.State
 		if a != nil && a.Outcome == datav1.OutcomeBlocked {

@@ -34,6 +34,8 @@ type Endpoint struct {
 	rate    *delivery.RateLimit
 	// paused holds fetching back until this time (see PauseFor).
 	paused time.Time
+	// filter is spec.filter compiled for the current generation.
+	filter compiledFilter
 }
 
 func newEndpoint(w *miraapi.WebhookEndpoint) *Endpoint {

@@ -69,6 +69,9 @@ type Outcome struct {
 	Failed bool
 	// Gone is true when the endpoint answered 410 Gone.
 	Gone bool
+	// Filtered is true for an event spec.filter dropped: no delivery was
+	// made, only the filtered count moves.
+	Filtered bool
 }
 
 // Policy is what of an endpoint's spec the stats model needs.
@@ -114,6 +117,11 @@ func (s *stats) recordOutcome(o Outcome, p Policy, now time.Time) (reenabled boo
 		a.Payload = a.Payload[:maxPayloadInStatus] + "…"
 	}
 	d := s.pending()
+	if o.Filtered {
+		s.Counts.Filtered++
+		d.Counts.Filtered++
+		return reenabled
+	}
 	d.record(o, a)
 	addState(&s.Counts, o.PrevState, -1)
 	addState(&s.Counts, o.State, +1)
@@ -170,7 +178,7 @@ func addState(c *miraapi.DeliveryCounts, state string, d int64) {
 }
 
 func clampCounts(c miraapi.DeliveryCounts) miraapi.DeliveryCounts {
-	for _, p := range []*int64{&c.Delivered, &c.Retrying, &c.Dead, &c.Skipped} {
+	for _, p := range []*int64{&c.Delivered, &c.Retrying, &c.Dead, &c.Skipped, &c.Filtered} {
 		if *p < 0 {
 			*p = 0
 		}
@@ -229,6 +237,7 @@ func addCounts(c *miraapi.DeliveryCounts, d miraapi.DeliveryCounts) {
 	c.Retrying += d.Retrying
 	c.Dead += d.Dead
 	c.Skipped += d.Skipped
+	c.Filtered += d.Filtered
 }
 
 // mergeRecent merges two newest-first attempt lists by time, drops repeats of

@@ -20,6 +20,7 @@ import (
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/endpoints"
+	evpub "github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/statuspatch"
 )
 
@@ -52,6 +53,9 @@ type Writer struct {
 	kick    chan struct{}
 	// elected is closed once this replica may write status; nil means always.
 	elected <-chan struct{}
+	// publisher, when set, receives the operational events (see
+	// SetPublisher).
+	publisher evpub.Publisher
 }
 
 // CountPatches counts every status write on c.
@@ -507,11 +511,11 @@ func (w *Writer) write(ctx context.Context, uid types.UID, s *stats) (wrote bool
 		w.log.Error(err, "write delivery status", "endpoint", obj.Namespace+"/"+obj.Name)
 		return false, err
 	}
-	w.emitTransitions(obj, s)
+	w.emitTransitions(ctx, obj, s)
 	return true, nil
 }
 
-func (w *Writer) emitTransitions(obj *miraapi.WebhookEndpoint, s *stats) {
+func (w *Writer) emitTransitions(ctx context.Context, obj *miraapi.WebhookEndpoint, s *stats) {
 	w.mu.Lock()
 	cur := w.byUID[obj.UID]
 	var wasDegraded, wasDisabled bool
@@ -519,6 +523,7 @@ func (w *Writer) emitTransitions(obj *miraapi.WebhookEndpoint, s *stats) {
 		wasDegraded, wasDisabled = cur.flushedDegraded, cur.flushedDisabled
 	}
 	w.mu.Unlock()
+	w.publishOperational(ctx, obj, s, wasDegraded, wasDisabled)
 	switch {
 	case s.Disabled && !wasDisabled:
 		w.recorder.Eventf(obj, nil, corev1.EventTypeWarning, s.DisabledReason, "Disable", "%s", s.DisabledMessage)

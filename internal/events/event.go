@@ -24,6 +24,9 @@ type Event struct {
 	// Only, when set, restricts the fan-out to one endpoint uid regardless
 	// of subscriptions (test events).
 	Only string `json:"only,omitempty"`
+	// Except, when set, keeps the fan-out from the endpoint with this uid:
+	// an operational event is never delivered to the endpoint it is about.
+	Except string `json:"except,omitempty"`
 }
 
 // NewEventID returns a random event id that sorts by time.

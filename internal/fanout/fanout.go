@@ -21,6 +21,7 @@ import (
 	"github.com/mira/mira-operator/internal/delivery"
 	"github.com/mira/mira-operator/internal/deliverylog"
 	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/eventfilter"
 	"github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/queue"
 )
@@ -35,6 +36,8 @@ type Fanout struct {
 	EventsIn *prometheus.CounterVec
 	Logger   logr.Logger
 	Workers  int
+	// Filtered counts events dropped by endpoints' filters; optional.
+	Filtered FilteredCounter
 }
 
 // Run fans out until ctx ends.
@@ -91,7 +94,11 @@ func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
 // fanOut records and queues the deliveries of one event whose body is built.
 func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error {
 	var futures []jetstream.PubAckFuture
+	var act *eventfilter.Activation
 	for _, e := range Targets(ev, f.Registry.All()) {
+		if !f.accepts(ctx, ev, e, &act) {
+			continue
+		}
 		obj := e.Object()
 		m := Message{
 			ID: DeliveryID(ev.ID, string(e.UID)), EventID: ev.ID, EventType: ev.Type, EndpointUID: string(e.UID),

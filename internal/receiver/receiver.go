@@ -341,6 +341,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	r.Status.CountPatches(r.metrics.statusPatches)
 	r.Status.SetElected(mgr.Elected())
 	r.Publisher = &events.Stream{JS: r.JetStream}
+	r.Status.SetPublisher(r.Publisher) // endpoint.degraded, .disabled, .recovered
 	r.Integrations = &integrations.Secret{Reader: secrets, Key: integrationsKey}
 	if err := (&actions.Actions{Client: mgr.GetClient(), JS: r.JetStream, Publisher: r.Publisher, Registry: r.Registry,
 		Log: r.Log, Status: r.Status, Recorder: recorder}).SetupWithManager(mgr); err != nil {
@@ -444,9 +445,10 @@ func (r *Receiver) Start(ctx context.Context) error {
 		return fmt.Errorf("open fan-out consumer: %w", err)
 	}
 	fan := &fanout.Fanout{JS: r.JetStream, Consumer: eventsConsumer, Registry: r.Registry, Log: r.Log,
-		EventsIn: r.metrics.eventsIn, Logger: r.Logger.WithName("fanout"), Workers: o.FanoutWorkers}
+		EventsIn: r.metrics.eventsIn, Logger: r.Logger.WithName("fanout"), Workers: o.FanoutWorkers, Filtered: r.Status}
 	disp := &dispatch.Dispatcher{JS: r.JetStream, Log: r.Log, Registry: r.Registry, Status: r.Status, Metrics: r.metrics.dispatch,
-		Logger: r.Logger.WithName("dispatch"), Replicas: o.Replicas, MaxPending: o.MaxAckPending, ShutdownGrace: o.ShutdownGrace}
+		Logger: r.Logger.WithName("dispatch"), Replicas: o.Replicas, MaxPending: o.MaxAckPending, ShutdownGrace: o.ShutdownGrace,
+		OnDead: r.Status.DeliveryDead}
 
 	// Data-plane workers start once the endpoint informer has synced, so no
 	// delivery is judged against an empty registry.
