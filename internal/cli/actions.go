@@ -55,15 +55,29 @@ type action struct {
 
 func redeliverCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {
 	failedSince := fs.String("failed-since", "", "redeliver every retrying, dead or skipped delivery created since this RFC 3339 time or duration ago (e.g. 1h)")
+	until := fs.String("until", "", "with --failed-since: only deliveries created before this RFC 3339 time or duration ago (e.g. 10m)")
 	return func(ctx context.Context, g *globals, args []string) error {
 		var value string
 		switch {
+		case *until != "" && *failedSince == "":
+			return errors.New("--until needs --failed-since")
 		case *failedSince != "" && len(args) == 1:
-			t, err := parseSince(*failedSince, time.Now())
+			now := time.Now()
+			t, err := parseSince(*failedSince, now)
 			if err != nil {
 				return fmt.Errorf("--failed-since: %w", err)
 			}
 			value = "since=" + t.Format(time.RFC3339)
+			if *until != "" {
+				u, err := parseSince(*until, now)
+				if err != nil {
+					return fmt.Errorf("--until: %w", err)
+				}
+				if !u.After(t) {
+					return errors.New("--until must be after --failed-since")
+				}
+				value += ";until=" + u.Format(time.RFC3339)
+			}
 		case *failedSince == "" && len(args) == 2:
 			// A nonce makes every request a new annotation value, so the
 			// same delivery can be asked for again.
@@ -77,6 +91,57 @@ func redeliverCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) e
 			note: value,
 		})
 	}
+}
+
+func replayCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {
+	since := fs.String("since", "", "replay events stored since this RFC 3339 time or duration ago (e.g. 24h); required")
+	until := fs.String("until", "", "only events stored before this RFC 3339 time or duration ago (e.g. 2h); default now")
+	eventType := fs.String("event", "", "only events of this type")
+	includeDelivered := fs.Bool("include-delivered", false, "also send again the events this endpoint already received")
+	return func(ctx context.Context, g *globals, args []string) error {
+		if err := exactArgs(args, 1, "<endpoint>"); err != nil {
+			return err
+		}
+		value, err := replayValue(time.Now(), *since, *until, *eventType, *includeDelivered)
+		if err != nil {
+			return err
+		}
+		return runAction(ctx, g, args[0], action{
+			annotation: miraapi.ReplayAnnotation, value: value,
+			reasons: []string{"Replayed", "ReplayRefused"}, warn: []string{"ReplayRefused"}, note: value,
+		})
+	}
+}
+
+// replayValue builds the replay annotation value; a nonce makes each
+// request new.
+func replayValue(now time.Time, since, until, eventType string, includeDelivered bool) (string, error) {
+	if since == "" {
+		return "", errors.New("--since is required")
+	}
+	s, err := parseSince(since, now)
+	if err != nil {
+		return "", fmt.Errorf("--since: %w", err)
+	}
+	parts := []string{"since=" + s.Format(time.RFC3339)}
+	if until != "" {
+		u, err := parseSince(until, now)
+		if err != nil {
+			return "", fmt.Errorf("--until: %w", err)
+		}
+		if !u.After(s) {
+			return "", errors.New("--until must be after --since")
+		}
+		parts = append(parts, "until="+u.Format(time.RFC3339))
+	}
+	if eventType != "" {
+		parts = append(parts, "event="+eventType)
+	}
+	if includeDelivered {
+		parts = append(parts, "include-delivered")
+	}
+	parts = append(parts, "nonce="+strconv.FormatInt(now.UnixNano(), 36))
+	return strings.Join(parts, ";"), nil
 }
 
 func testCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {

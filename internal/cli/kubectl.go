@@ -79,7 +79,8 @@ func subcommands() []subcommand {
 	return []subcommand{
 		{"deliveries", "<endpoint>", "list an endpoint's deliveries (newest first)", deliveriesCmd},
 		{"delivery", "<id>", "show one delivery with every attempt, request and response", deliveryCmd},
-		{"redeliver", "<endpoint> <id> | <endpoint> --failed-since <time>", "deliver again and wait until the receiver queued it", redeliverCmd},
+		{"redeliver", "<endpoint> <id> | <endpoint> --failed-since <time> [--until <time>]", "deliver again and wait until the receiver queued it", redeliverCmd},
+		{"replay", "<endpoint> --since <time> [--until <time>] [--event TYPE] [--include-delivered]", "deliver the stored events of a window to the endpoint (also from before it existed)", replayCmd},
 		{"test", "<endpoint>", "send a webhook.test event to the endpoint and wait until it is queued", testCmd},
 		{"rotate-secret", "<endpoint>", "rotate a generated signing secret and wait until it is done", rotateCmd},
 		{"enable", "<endpoint>", "re-enable an endpoint the receiver disabled", enableCmd},

@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/endpoints"
 	"github.com/mira/mira-operator/internal/eventfilter"
 	"github.com/mira/mira-operator/internal/events"
@@ -16,7 +17,8 @@ type FilteredCounter interface {
 
 // Accepts reports whether an event that targets e (see Targets) is
 // delivered to it: never an operational event about e itself, and only an
-// event that passes e's spec.filter. Test events (Only) skip the filter. An
+// event that passes e's spec.filter; an operational event only within its
+// namespace. Test events (Only) skip the filter. An
 // endpoint without a filter costs no CEL call. act is shared by the
 // endpoints of one event (event.data is decoded once); filtered is true when
 // the filter dropped the event, err when its evaluation failed (the event
@@ -28,6 +30,10 @@ type FilteredCounter interface {
 // queue, so fixing the filter loses nothing.
 func Accepts(ev events.Event, e *endpoints.Endpoint, act **eventfilter.Activation) (ok, filtered bool, err error) {
 	if ev.Except != "" && string(e.UID) == ev.Except {
+		return false, false, nil
+	}
+	if miraapi.IsOperationalEvent(ev.Type) && ev.Namespace != e.Object().Namespace {
+		// An endpoint's health is its workspace's business only.
 		return false, false, nil
 	}
 	if ev.Only != "" {

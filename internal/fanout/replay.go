@@ -72,7 +72,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, log *deliverylog.Store,
 	pending := info.NumPending
 	f := &Fanout{JS: js, Log: log}
 	for pending > 0 {
-		batch, err := cons.Fetch(replayFetch, jetstream.FetchMaxWait(5*time.Second))
+		// Ask for no more than is pending: a fetch returns once its batch
+		// is full, rather than waiting out its maximum wait.
+		batch, err := cons.Fetch(int(min(pending, replayFetch)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return res, fmt.Errorf("read events of %s: %w", obj.Namespace, err)
 		}
