@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 )
 
 const (
@@ -19,9 +21,14 @@ const (
 	// worst-case cost over a maximal event exceeds it (Kubernetes'
 	// StaticEstimatedCostLimit for CRD validation rules).
 	EstimatedCostLimit = 10_000_000
-	// CostLimit stops one evaluation past this cost (Kubernetes'
-	// PerCallLimit); the event then counts as not matching.
-	CostLimit = 1_000_000
+	// CostLimit stops one evaluation past this cost; the event then counts
+	// as not matching. It is 100 times below Kubernetes' PerCallLimit: a
+	// filter is a small predicate run for every event on the fan-out's hot
+	// path, and cel-go's cost tracking itself grows quadratically with the
+	// steps of a comprehension (measured: 1.2 s for 20,000 list elements
+	// under a 1,000,000 limit, ~30 ms at this one). About 3,000 list
+	// elements can be visited per event.
+	CostLimit = 10_000
 	// maxEventBytes bounds an event's JSON (events.MaxEventBytes): the cost
 	// estimate takes every list, map and string of event.data to be as large
 	// as such an event allows.
@@ -101,9 +108,10 @@ func (a *Activation) vars() (map[string]any, error) {
 				return nil, a.err
 			}
 		}
-		a.decoded = map[string]any{"event": map[string]any{
-			"id": a.ev.ID, "type": a.ev.Type, "data": data, "timestamp": a.ev.Timestamp.UTC(),
-		}}
+		a.decoded = map[string]any{"event": types.NewRefValMap(types.DefaultTypeAdapter, map[ref.Val]ref.Val{
+			types.String("id"): types.String(a.ev.ID), types.String("type"): types.String(a.ev.Type),
+			types.String("data"): toVal(data), types.String("timestamp"): types.Timestamp{Time: a.ev.Timestamp.UTC()},
+		})}
 	}
 	return a.decoded, a.err
 }
@@ -125,6 +133,36 @@ func (f *Filter) Match(a *Activation) (bool, error) {
 		return false, fmt.Errorf("filter returned %s, not a bool", out.Type().TypeName())
 	}
 	return b, nil
+}
+
+// toVal converts decoded JSON into CEL values once per event. Handing CEL
+// the Go values instead (map[string]any, []any) makes it convert them again
+// on every access, which made a comprehension over a list quadratic in its
+// length, outside the cost limit's view.
+func toVal(v any) ref.Val {
+	switch x := v.(type) {
+	case nil:
+		return types.NullValue
+	case bool:
+		return types.Bool(x)
+	case float64:
+		return types.Double(x)
+	case string:
+		return types.String(x)
+	case []any:
+		out := make([]ref.Val, len(x))
+		for i, e := range x {
+			out[i] = toVal(e)
+		}
+		return types.NewRefValList(types.DefaultTypeAdapter, out)
+	case map[string]any:
+		out := make(map[ref.Val]ref.Val, len(x))
+		for k, e := range x {
+			out[types.String(k)] = toVal(e)
+		}
+		return types.NewRefValMap(types.DefaultTypeAdapter, out)
+	}
+	return types.DefaultTypeAdapter.NativeToValue(v)
 }
 
 // sizeEstimator bounds every value of unknown size by what fits in a
