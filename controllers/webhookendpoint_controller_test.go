@@ -322,7 +322,7 @@ func TestCELRejectsBadSpecs(t *testing.T) {
 		{"duplicate events", func(w *miraapi.WebhookEndpoint) {
 			w.Spec.Events = []string{miraapi.EventMeetingFailed, miraapi.EventMeetingFailed}
 		}, "events must not contain duplicates"},
-		{"star with others", func(w *miraapi.WebhookEndpoint) { w.Spec.Events = []string{"*", miraapi.EventMeetingFailed} }, "'*' subscribes to every event and must be the only entry"},
+		{"star with others", func(w *miraapi.WebhookEndpoint) { w.Spec.Events = []string{"*", miraapi.EventMeetingFailed} }, "'*' subscribes to every product event and may only be combined with operational events"},
 		{"no events", func(w *miraapi.WebhookEndpoint) { w.Spec.Events = nil }, "spec.events"},
 		{"relative url", func(w *miraapi.WebhookEndpoint) { w.Spec.URL = "/hooks" }, "url must be an absolute http:// or https:// URL"},
 		{"ftp url", func(w *miraapi.WebhookEndpoint) { w.Spec.URL = "ftp://example.com/x" }, "url must be an absolute http:// or https:// URL"},
