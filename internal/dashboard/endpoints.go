@@ -305,7 +305,7 @@ func (s *Server) endpoint(w http.ResponseWriter, r *http.Request) {
 	d := endpointData{
 		EP: ep, Health: health(ep), Target: target(ep), Conditions: conditionRows(ep), Policy: policyRows(ep),
 		Secret: ep.SigningSecretName() + " (key " + ep.SigningSecretKey() + ")", Generated: ep.UsesGeneratedSecret(),
-		Filter: f, Outcomes: outcomes, EventTypes: append(append([]string(nil), miraapi.EventTypes...), miraapi.EventWebhookTest),
+		Filter: f, Outcomes: outcomes, EventTypes: append(append(append([]string(nil), miraapi.EventTypes...), miraapi.EventWebhookTest), miraapi.OperationalEventTypes...),
 		Self: r.URL.RequestURI(),
 	}
 	var wg sync.WaitGroup
