@@ -102,7 +102,7 @@ spec:
   shortDescription: Mira webhook deliveries, redelivery, test events, dashboard
   description: |
     kubectl mira reads the delivery log of Mira WebhookEndpoints and acts on
-    them: deliveries, delivery, redeliver, test, rotate-secret, enable,
+    them: deliveries, delivery, redeliver, replay, test, rotate-secret, enable,
     report, rescore, dashboard (a local web page) and version. It talks to
     the API server of your kubeconfig and, through its service proxy, to the
     Mira receiver.

@@ -5,7 +5,7 @@
 //     prints it, and optionally forwards it to a local app.
 //   - `kubectl mira` (the same binary installed as kubectl-mira): reads the
 //     receiver's delivery log through the API server and asks the operator
-//     to act (redeliver, test, rotate-secret, enable) through the action
+//     to act (redeliver, replay, test, rotate-secret, enable) through the action
 //     annotations of a WebhookEndpoint.
 //
 // See docs/cli.md.
