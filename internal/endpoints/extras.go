@@ -34,7 +34,7 @@ func (e *Endpoint) Filter() (*eventfilter.Filter, error) {
 	c := &e.filter
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.filter == nil && c.err == nil || c.generation != obj.Generation || c.expr != obj.Spec.Filter {
+	if (c.filter == nil && c.err == nil) || c.generation != obj.Generation || c.expr != obj.Spec.Filter {
 		c.filter, c.err = eventfilter.Compile(obj.Spec.Filter)
 		c.generation, c.expr, c.errLogged = obj.Generation, obj.Spec.Filter, false
 	}
