@@ -27,6 +27,10 @@ func NewServer(addr string, h http.Handler) *http.Server {
 	}
 }
 
+// ResourceEvents is the data.platform.mira.io resource whose "create"
+// permission POST /v1/namespaces/{namespace}/events needs.
+const ResourceEvents = "events"
+
 // routes mounts every stage's routes and the mounted parts' on one mux.
 func (r *Receiver) routes() http.Handler {
 	log := r.Logger.WithName("api")
@@ -40,7 +44,12 @@ func (r *Receiver) routes() http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.Handle("POST /v1/events", token(&events.Handler{Publisher: r.Publisher, Logger: log}))
+	publish := &events.Handler{Publisher: r.Publisher, DefaultNamespace: r.Workspaces.DefaultNamespace, Logger: log}
+	// Legacy: the static api-token publishes in the default workspace only.
+	mux.Handle("POST /v1/events", token(publish))
+	// A Kubernetes identity allowed to create events.data.platform.mira.io
+	// in the namespace publishes in that workspace.
+	mux.Handle("POST /v1/namespaces/{namespace}/events", r.Auth.Require(ResourceEvents, publish))
 	deliveries := &deliverylog.Handlers{Store: r.Log, Logger: log, Lookup: func(ns, name string) (string, bool) {
 		if e := r.Registry.Lookup(ns, name); e != nil {
 			return string(e.UID), true
