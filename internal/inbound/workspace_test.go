@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,6 +20,7 @@ import (
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/endpoints"
 	"github.com/mira/mira-operator/internal/integrations"
+	"github.com/mira/mira-operator/internal/k8sauth"
 	"github.com/mira/mira-operator/internal/recall/recalltest"
 	"github.com/mira/mira-operator/internal/scoring"
 	"github.com/mira/mira-operator/internal/workspace"
@@ -180,5 +183,50 @@ func TestStripeWebhooksBelongToTheirWorkspace(t *testing.T) {
 	})
 	if _, err := in.billingOf(defaultWS()).Customer(defaultWS(), cus); err == nil {
 		t.Error("the team's customer appears in the default workspace's billing state")
+	}
+}
+
+// A ServiceAccount allowed to create roleplays in its workspace publishes
+// one there with its own token: scored with the workspace's template and
+// delivered to the workspace's endpoint only. Across namespaces it gets
+// 403, and the static api-token is refused on the scoped route.
+func TestRoleplayPublishedWithAServiceAccountToken(t *testing.T) {
+	ctx := context.Background()
+	ns, team := teamWorkspace(t)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "coach"}}
+	if err := k8s.Create(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "roleplays"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{k8sauth.Group}, Resources: []string{ResourceRoleplays}, Verbs: []string{"create"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "coach-roleplays"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "roleplays"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "coach"}}}); err != nil {
+		t.Fatal(err)
+	}
+	tr := &authnv1.TokenRequest{}
+	if err := k8s.SubResource("token").Create(ctx, sa, tr); err != nil {
+		t.Fatal(err)
+	}
+	bearer := http.Header{"Authorization": {"Bearer " + tr.Status.Token}, "Content-Type": {"application/json"}}
+	id := uniq(t, "rp")
+	body := roleplayBody(id, plainTranscript, scoring.Rep{Name: "rep"})
+	if code, resp := post(t, "/v1/namespaces/"+intNS+"/roleplays", bearer, body); code != http.StatusForbidden {
+		t.Errorf("another namespace: %d %s, want 403", code, resp)
+	}
+	if code, resp := post(t, "/v1/namespaces/"+ns+"/roleplays", authHeader(), body); code != http.StatusUnauthorized {
+		t.Errorf("static api-token on the scoped route: %d %s, want 401", code, resp)
+	}
+	if code, resp := post(t, "/v1/namespaces/"+ns+"/roleplays", bearer, body); code != http.StatusAccepted {
+		t.Fatalf("own namespace: %d %s, want 202", code, resp)
+	}
+	got := team.waitFor(t, miraapi.EventRoleplayCompleted, "roleplay_id", id)
+	if want := scoring.ReportID(id, ns, "team-rubric"); got["report_id"] != want {
+		t.Errorf("report %v, want %s (the workspace's template)", got["report_id"], want)
+	}
+	if n := len(consumer.matching(miraapi.EventRoleplayCompleted, "roleplay_id", id)); n != 0 {
+		t.Errorf("the default workspace's endpoint received the team's roleplay.completed")
 	}
 }
