@@ -79,7 +79,7 @@ func (in *Inbound) inDefaultWorkspace(h http.HandlerFunc) http.Handler {
 func (in *Inbound) inPathWorkspace(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ns := r.PathValue("namespace")
-		if !workspace.Valid(ns) {
+		if !in.served(ns) {
 			unread(w)
 			writeError(w, http.StatusNotFound, "no such workspace")
 			return
@@ -88,12 +88,22 @@ func (in *Inbound) inPathWorkspace(h http.HandlerFunc) http.Handler {
 	})
 }
 
+// served says whether this receiver serves workspace ns: a namespace name,
+// and with --watch-namespace that namespace or the default workspace (the
+// receiver's caches hold no other namespace's templates or endpoints).
+func (in *Inbound) served(ns string) bool {
+	if !workspace.Valid(ns) {
+		return false
+	}
+	return in.watchNS == "" || ns == in.watchNS || ns == in.defaultNS
+}
+
 // requestWorkspace is the workspace of an inbound webhook: the namespace
 // its path names, else the default workspace. ok is false for a path
 // that cannot name a namespace.
 func (in *Inbound) requestWorkspace(r *http.Request) (string, bool) {
 	if ns := r.PathValue("namespace"); ns != "" {
-		return ns, workspace.Valid(ns)
+		return ns, in.served(ns)
 	}
 	return in.defaultNS, true
 }

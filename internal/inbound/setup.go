@@ -25,7 +25,9 @@ type Inbound struct {
 	integrations *integrations.Secret
 	workspaces   *integrations.Workspaces
 	// defaultNS is the default workspace, that of the unscoped routes.
-	defaultNS     string
+	defaultNS string
+	// watchNS, when set, is the one other workspace served (--watch-namespace).
+	watchNS       string
 	namespaceAuth func(resource string, next http.Handler) http.Handler
 	publisher     events.Publisher
 	reports       jetstream.KeyValue
@@ -87,6 +89,7 @@ func New(d Deps, o Options) (*Inbound, error) {
 	in := &Inbound{
 		o: o, js: d.JetStream, integrations: d.Integrations, workspaces: d.Workspaces, publisher: d.Publisher,
 		templates: d.Templates, log: d.Logger, namespaceAuth: d.NamespaceAuth, verifiers: map[string]stripeVerifier{},
+		watchNS: d.WatchNamespace,
 	}
 	if in.integrations == nil {
 		in.integrations = &integrations.Secret{}

@@ -67,6 +67,49 @@ type Reviewer struct {
 	mu      sync.Mutex
 	users   map[string]userEntry
 	allowed map[string]allowEntry
+	// flights holds the reviews under way, so a burst of requests with a
+	// token not cached yet sends one review, not one per request.
+	flights map[string]*flight
+}
+
+// flight is one review under way; done closes when val and err are set.
+type flight struct {
+	done chan struct{}
+	val  any
+	err  error
+}
+
+// once runs review for key unless one is under way, in which case it
+// waits for that one and shares its answer. cached, called with a.mu held,
+// returns an answer cached meanwhile (a review that just finished), so a
+// burst of requests sends exactly one review.
+func (a *Reviewer) once(ctx context.Context, key string, cached func() (any, bool), review func() (any, error)) (any, error) {
+	a.mu.Lock()
+	if v, ok := cached(); ok {
+		a.mu.Unlock()
+		return v, nil
+	}
+	if f, ok := a.flights[key]; ok {
+		a.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.val, f.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		}
+	}
+	if a.flights == nil {
+		a.flights = map[string]*flight{}
+	}
+	f := &flight{done: make(chan struct{})}
+	a.flights[key] = f
+	a.mu.Unlock()
+	f.val, f.err = review()
+	a.mu.Lock()
+	delete(a.flights, key)
+	a.mu.Unlock()
+	close(f.done)
+	return f.val, f.err
 }
 
 // userEntry is a cached TokenReview answer (user nil: not authenticated).
@@ -140,14 +183,31 @@ func (a *Reviewer) Check(ctx context.Context, token, namespace, resource string)
 
 // authenticate returns the token's user, nil when the token is not valid.
 func (a *Reviewer) authenticate(ctx context.Context, id, token string) (*authnv1.UserInfo, error) {
-	now := a.now()
-	a.mu.Lock()
-	e, hit := a.users[id]
-	a.mu.Unlock()
-	if hit && now.Before(e.expires) {
-		return e.user, nil
+	cached := func() (any, bool) {
+		e, hit := a.users[id]
+		return e.user, hit && a.now().Before(e.expires)
 	}
+	a.mu.Lock()
+	u, hit := cached()
+	a.mu.Unlock()
+	if hit {
+		user, _ := u.(*authnv1.UserInfo)
+		return user, nil
+	}
+	v, err := a.once(ctx, "authn/"+id, cached, func() (any, error) { return a.tokenReview(ctx, id, token) })
+	if err != nil {
+		return nil, err
+	}
+	user, _ := v.(*authnv1.UserInfo)
+	return user, nil
+}
+
+// tokenReview asks the API server who the token is (nil: not
+// authenticated) and caches the answer.
+func (a *Reviewer) tokenReview(ctx context.Context, id, token string) (*authnv1.UserInfo, error) {
 	a.TokenReviews.Add(1)
+	ctx, cancel := reviewContext(ctx)
+	defer cancel()
 	tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}
 	if err := a.Client.Create(ctx, tr); err != nil {
 		return nil, fmt.Errorf("%w: TokenReview: %w", ErrUnavailable, err)
@@ -160,6 +220,7 @@ func (a *Reviewer) authenticate(ctx context.Context, id, token string) (*authnv1
 		u := tr.Status.User
 		user = &u
 	}
+	now := a.now()
 	a.mu.Lock()
 	a.users = putBounded(a.users, id, userEntry{user: user, expires: now.Add(a.ttl())}, a.max(), now,
 		func(e userEntry) time.Time { return e.expires })
@@ -170,14 +231,30 @@ func (a *Reviewer) authenticate(ctx context.Context, id, token string) (*authnv1
 // authorize asks whether user may create resource in namespace.
 func (a *Reviewer) authorize(ctx context.Context, id string, user *authnv1.UserInfo, namespace, resource string) (bool, error) {
 	key := id + "/" + namespace + "/" + resource
-	now := a.now()
-	a.mu.Lock()
-	e, hit := a.allowed[key]
-	a.mu.Unlock()
-	if hit && now.Before(e.expires) {
-		return e.allowed, nil
+	cached := func() (any, bool) {
+		e, hit := a.allowed[key]
+		return e.allowed, hit && a.now().Before(e.expires)
 	}
+	a.mu.Lock()
+	ok, hit := cached()
+	a.mu.Unlock()
+	if hit {
+		return ok.(bool), nil
+	}
+	v, err := a.once(ctx, "authz/"+key, cached, func() (any, error) { return a.accessReview(ctx, key, user, namespace, resource) })
+	if err != nil {
+		return false, err
+	}
+	allowed, _ := v.(bool)
+	return allowed, nil
+}
+
+// accessReview asks the API server whether user may create resource in
+// namespace and caches the answer under key.
+func (a *Reviewer) accessReview(ctx context.Context, key string, user *authnv1.UserInfo, namespace, resource string) (bool, error) {
 	a.AccessReviews.Add(1)
+	ctx, cancel := reviewContext(ctx)
+	defer cancel()
 	extra := map[string]authzv1.ExtraValue{}
 	for k, v := range user.Extra {
 		extra[k] = authzv1.ExtraValue(v)
@@ -192,11 +269,21 @@ func (a *Reviewer) authorize(ctx context.Context, id string, user *authnv1.UserI
 		return false, fmt.Errorf("%w: SubjectAccessReview: %w", ErrUnavailable, err)
 	}
 	allowed := sar.Status.Allowed && !sar.Status.Denied
+	now := a.now()
 	a.mu.Lock()
 	a.allowed = putBounded(a.allowed, key, allowEntry{allowed: allowed, expires: now.Add(a.ttl())}, a.max(), now,
 		func(e allowEntry) time.Time { return e.expires })
 	a.mu.Unlock()
 	return allowed, nil
+}
+
+// reviewTimeout bounds one review; past it the request answers 503.
+const reviewTimeout = 10 * time.Second
+
+// reviewContext detaches a review from the request that started it (other
+// requests wait for the same answer) and bounds it.
+func reviewContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), reviewTimeout)
 }
 
 // putBounded stores v under k; a full map first drops its expired

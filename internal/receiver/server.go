@@ -49,7 +49,7 @@ func (r *Receiver) routes() http.Handler {
 	mux.Handle("POST /v1/events", token(publish))
 	// A Kubernetes identity allowed to create events.data.platform.mira.io
 	// in the namespace publishes in that workspace.
-	mux.Handle("POST /v1/namespaces/{namespace}/events", r.Auth.Require(ResourceEvents, publish))
+	mux.Handle("POST /v1/namespaces/{namespace}/events", r.Auth.Require(ResourceEvents, r.servedWorkspace(publish)))
 	deliveries := &deliverylog.Handlers{Store: r.Log, Logger: log, Lookup: func(ns, name string) (string, bool) {
 		if e := r.Registry.Lookup(ns, name); e != nil {
 			return string(e.UID), true
@@ -62,6 +62,22 @@ func (r *Receiver) routes() http.Handler {
 		p.Routes(mux)
 	}
 	return LimitConcurrency(r.Options.MaxInboundConcurrency, mux)
+}
+
+// servedWorkspace answers 404 for a workspace outside --watch-namespace
+// (and the default workspace): its events could reach no endpoint here.
+func (r *Receiver) servedWorkspace(next http.Handler) http.Handler {
+	watch := r.Options.WatchNamespace
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if ns := req.PathValue("namespace"); watch != "" && ns != watch && ns != r.Workspaces.DefaultNamespace {
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"error":"no such workspace"}` + "\n"))
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
 }
 
 // LimitConcurrency serves at most n requests at once (n ≤ 0: no limit);

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
@@ -103,5 +106,48 @@ func TestPublishingWithAServiceAccountToken(t *testing.T) {
 	}
 	if n, m := recv.Auth.TokenReviews.Load()-tokenReviews, recv.Auth.AccessReviews.Load()-accessReviews; n != 0 || m != 0 {
 		t.Errorf("cached publishes sent %d TokenReviews and %d SubjectAccessReviews, want 0", n, m)
+	}
+}
+
+// A burst of publishes with a token not seen before sends one TokenReview
+// and one SubjectAccessReview, not one per request.
+func TestBurstWithAFreshTokenSendsOneReview(t *testing.T) {
+	ns := newNamespace(t)
+	token, err := serviceAccountToken(context.Background(), ns, "burst", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenReviews, accessReviews := recv.Auth.TokenReviews.Load(), recv.Auth.AccessReviews.Load()
+	const n = 64
+	codes := make(chan int, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			body := fmt.Sprintf(`{"id":"burst-%d","event":"report.completed","data":{"report_id":"b"}}`, i)
+			req, _ := http.NewRequest(http.MethodPost, recvURL+"/v1/namespaces/"+ns+"/events", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			_ = resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusAccepted {
+			t.Fatalf("a publish answered %d", c)
+		}
+	}
+	if n, m := recv.Auth.TokenReviews.Load()-tokenReviews, recv.Auth.AccessReviews.Load()-accessReviews; n != 1 || m != 1 {
+		t.Errorf("%d concurrent publishes sent %d TokenReviews and %d SubjectAccessReviews, want 1 and 1", 64, n, m)
 	}
 }
