@@ -208,6 +208,10 @@ func (in *Inbound) postRecall(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := workspace.With(r.Context(), ns)
 	r = r.WithContext(ctx)
+	if !in.knownWorkspace(ctx, ns) {
+		in.unknownWorkspace(w, routeRecall, ns)
+		return
+	}
 	ws := in.workspaces.Secret(ns)
 	secret := ws.Value(ctx, integrations.RecallWebhookSecretKey)
 	if secret == "" {
@@ -250,6 +254,23 @@ func (in *Inbound) noSuchWorkspace(w http.ResponseWriter, route string) {
 	unread(w)
 	in.count(route, outcomeInvalid)
 	writeError(w, http.StatusNotFound, "no such workspace")
+}
+
+// knownWorkspace says whether ns is a workspace at all (see
+// Deps.KnownWorkspace).
+func (in *Inbound) knownWorkspace(ctx context.Context, ns string) bool {
+	return in.known == nil || in.known(ctx, ns)
+}
+
+// unknownWorkspace answers a webhook for a namespace that is no workspace
+// like a bad signature (401): nothing is read, and nothing tells an
+// outsider which namespaces exist. Logged at debug level only, since
+// anyone can make these up.
+func (in *Inbound) unknownWorkspace(w http.ResponseWriter, route, ns string) {
+	unread(w)
+	in.log.V(1).Info("webhook refused: the namespace is not a workspace (no WebhookEndpoint or ScoringTemplate)", "route", route, "namespace", ns)
+	in.count(route, outcomeUnauthorized)
+	writeError(w, http.StatusUnauthorized, unauthorizedBody)
 }
 
 // notConfigured answers a webhook for a workspace without the signing
@@ -306,6 +327,10 @@ func (in *Inbound) postStripe(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := workspace.With(r.Context(), ns)
 	r = r.WithContext(ctx)
+	if !in.knownWorkspace(ctx, ns) {
+		in.unknownWorkspace(w, routeStripe, ns)
+		return
+	}
 	v, err := in.stripeVerifier(ctx, ns)
 	if err != nil {
 		in.log.Error(err, "build Stripe verifier")

@@ -28,6 +28,7 @@ type Inbound struct {
 	defaultNS string
 	// watchNS, when set, is the one other workspace served (--watch-namespace).
 	watchNS       string
+	known         func(ctx context.Context, ns string) bool
 	namespaceAuth func(resource string, next http.Handler) http.Handler
 	publisher     events.Publisher
 	reports       jetstream.KeyValue
@@ -63,6 +64,10 @@ type Deps struct {
 	// callers allowed to "create" resource in that namespace. Nil leaves
 	// the route out.
 	NamespaceAuth func(resource string, next http.Handler) http.Handler
+	// KnownWorkspace, when set, says whether a namespace is a workspace at
+	// all (without an API call); webhooks for others are refused with 401
+	// before their integrations Secret is read. Nil: every namespace is.
+	KnownWorkspace func(ctx context.Context, ns string) bool
 	// Templates reads ScoringTemplates; it must have the
 	// miraapi.DefaultTemplateIndexKey index.
 	Templates client.Reader
@@ -89,7 +94,7 @@ func New(d Deps, o Options) (*Inbound, error) {
 	in := &Inbound{
 		o: o, js: d.JetStream, integrations: d.Integrations, workspaces: d.Workspaces, publisher: d.Publisher,
 		templates: d.Templates, log: d.Logger, namespaceAuth: d.NamespaceAuth, verifiers: map[string]stripeVerifier{},
-		watchNS: d.WatchNamespace,
+		watchNS: d.WatchNamespace, known: d.KnownWorkspace,
 	}
 	if in.integrations == nil {
 		in.integrations = &integrations.Secret{}

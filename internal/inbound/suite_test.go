@@ -141,8 +141,8 @@ func run(m *testing.M) int {
 	iopts.Registerer = prometheus.NewRegistry()
 	if in, err = New(Deps{
 		JetStream: recv.JetStream, Publisher: recv.Publisher, Integrations: recv.Integrations, Workspaces: recv.Workspaces,
-		NamespaceAuth: recv.Auth.Require,
-		Templates:     recv.Manager.GetCache(), Replicas: o.Replicas, WatchNamespace: o.WatchNamespace, Logger: ctrl.Log.WithName("inbound"),
+		NamespaceAuth: recv.Auth.Require, KnownWorkspace: recv.KnownWorkspace,
+		Templates: recv.Manager.GetCache(), Replicas: o.Replicas, WatchNamespace: o.WatchNamespace, Logger: ctrl.Log.WithName("inbound"),
 	}, iopts); err != nil {
 		return fail(err)
 	}

@@ -1,10 +1,14 @@
 package receiver
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/deliverylog"
 	"github.com/mira/mira-operator/internal/events"
 )
@@ -62,6 +66,24 @@ func (r *Receiver) routes() http.Handler {
 		p.Routes(mux)
 	}
 	return LimitConcurrency(r.Options.MaxInboundConcurrency, mux)
+}
+
+// KnownWorkspace says whether namespace ns looks like a Mira workspace:
+// the default workspace, or a namespace with a WebhookEndpoint or a
+// ScoringTemplate (both from the informer cache, no API call). Inbound
+// webhooks for any other namespace are refused before its integrations
+// Secret is read, so made-up namespaces in URLs cost no API-server GETs.
+func (r *Receiver) KnownWorkspace(ctx context.Context, ns string) bool {
+	if ns != "" && ns == r.Workspaces.DefaultNamespace {
+		return true
+	}
+	c := r.Manager.GetCache()
+	var eps miraapi.WebhookEndpointList
+	if err := c.List(ctx, &eps, client.InNamespace(ns)); err == nil && len(eps.Items) > 0 {
+		return true
+	}
+	var tmpls miraapi.ScoringTemplateList
+	return c.List(ctx, &tmpls, client.InNamespace(ns)) == nil && len(tmpls.Items) > 0
 }
 
 // servedWorkspace answers 404 for a workspace outside --watch-namespace
