@@ -228,6 +228,17 @@ type metrics struct {
 	statusPatches prometheus.Counter
 }
 
+// registerReviewMetrics exposes how many TokenReviews and
+// SubjectAccessReviews the publishing routes sent (cache misses).
+func registerReviewMetrics(reg prometheus.Registerer, a *k8sauth.Reviewer) {
+	for kind, n := range map[string]*atomic.Int64{"token": &a.TokenReviews, "access": &a.AccessReviews} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mira_auth_reviews_total", Help: "TokenReviews (kind=token) and SubjectAccessReviews (kind=access) sent for publishers; cached answers are not counted.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 { return float64(n.Load()) }))
+	}
+}
+
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		dispatch: dispatch.NewMetrics(reg),
@@ -372,6 +383,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	}
 	r.Workspaces = &integrations.Workspaces{Reader: secrets, SecretName: o.WorkspaceSecretName, DefaultNamespace: defaultWS, Default: r.Integrations}
 	r.Auth = &k8sauth.Reviewer{Client: mgr.GetClient(), TTL: o.ReviewCacheTTL, Logger: log.WithName("auth")}
+	registerReviewMetrics(crmetrics.Registry, r.Auth)
 	if err := (&actions.Actions{Client: mgr.GetClient(), JS: r.JetStream, Publisher: r.Publisher, Registry: r.Registry,
 		Log: r.Log, Status: r.Status, Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		r.Close()
