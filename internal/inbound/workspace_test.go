@@ -230,3 +230,22 @@ func TestRoleplayPublishedWithAServiceAccountToken(t *testing.T) {
 		t.Errorf("the default workspace's endpoint received the team's roleplay.completed")
 	}
 }
+
+// recall-region picks the regional API; an unknown value is refused rather
+// than turned into a URL.
+func TestRecallRegionURL(t *testing.T) {
+	for region, want := range map[string]string{
+		"":             "http://fallback",
+		"eu-central-1": "https://eu-central-1.recall.ai",
+		"us-west-2":    "https://us-west-2.recall.ai",
+	} {
+		if got, err := RecallRegionURL(region, "http://fallback"); err != nil || got != want {
+			t.Errorf("RecallRegionURL(%q) = %q, %v; want %q", region, got, err, want)
+		}
+	}
+	for _, bad := range []string{"evil.example.com/x", "us-east-1.attacker", "EU-CENTRAL-1"} {
+		if got, err := RecallRegionURL(bad, "http://fallback"); err == nil {
+			t.Errorf("RecallRegionURL(%q) = %q, want an error", bad, got)
+		}
+	}
+}
