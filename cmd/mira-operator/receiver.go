@@ -37,7 +37,8 @@ func runReceiver(args []string) error {
 	}
 	defer r.Close()
 	in, err := inbound.New(inbound.Deps{
-		JetStream: r.JetStream, Publisher: r.Publisher, Integrations: r.Integrations, Templates: r.Manager.GetCache(),
+		JetStream: r.JetStream, Publisher: r.Publisher, Integrations: r.Integrations, Workspaces: r.Workspaces,
+		NamespaceAuth: r.Auth.Require, KnownWorkspace: r.KnownWorkspace, Templates: r.Manager.GetCache(),
 		Replicas: c.o.Replicas, WatchNamespace: c.o.WatchNamespace, Logger: log.WithName("inbound"),
 	}, c.in)
 	if err != nil {

@@ -121,7 +121,9 @@ Press Ctrl-C to stop everything this command started.
 		{name: "receiver", args: []string{"receiver", "--listen=" + receiverAddr, "--metrics-bind-address=127.0.0.1:18091", "--metrics-secure=false",
 			"--data-dir=" + filepath.Join(*devDir, "jetstream"), "--integrations-secret=" + integrationsNS + "/" + integrationsName,
 			"--allowed-cidrs=127.0.0.0/8", "--status-interval=1s", "--recall-api-url=http://" + recallStandInAddr,
-			"--templates-namespace=default"}},
+			// The samples (listener, templates) are the "default" namespace's:
+			// the unscoped routes `make demo` posts to belong to it.
+			"--default-workspace=default"}},
 		{name: "listener", args: []string{"listen", "--endpoint=default/local-listener", "--addr=127.0.0.1:18070"},
 			before: func(ctx context.Context) error {
 				return waitForSecret(ctx, c, "default", "local-listener-signing-secret")

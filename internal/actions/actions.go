@@ -107,7 +107,7 @@ func (a *Actions) SendTest(ctx context.Context, e *endpoints.Endpoint, request s
 		"message":  "test event from Mira; no action needed",
 		"request":  request,
 	})
-	ev := events.Event{ID: events.DerivedEventID("webhook.test", string(e.UID), request), Type: miraapi.EventWebhookTest, Data: data, Time: now, Only: string(e.UID)}
+	ev := events.Event{ID: events.DerivedEventID("webhook.test", string(e.UID), request), Type: miraapi.EventWebhookTest, Data: data, Time: now, Only: string(e.UID), Namespace: obj.Namespace}
 	return ev.ID, a.Publisher.Publish(ctx, ev)
 }
 

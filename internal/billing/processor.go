@@ -76,6 +76,18 @@ func NewProcessor(kv jetstream.KeyValue, reg prometheus.Registerer) (*Processor,
 	return &Processor{kv: kv, metrics: m, now: time.Now}, nil
 }
 
+// WithKV returns a processor that shares p's metrics and subscription
+// source but keeps its records in kv, for example a workspace's scoped
+// view of the billing bucket (internal/workspace.KV).
+func (p *Processor) WithKV(kv jetstream.KeyValue) *Processor {
+	q := *p
+	q.kv = kv
+	return &q
+}
+
+// KV is the bucket p keeps its records in.
+func (p *Processor) KV() jetstream.KeyValue { return p.kv }
+
 // SetSubscriptionSource makes checkout.session.completed retrieve the
 // subscription it names, so the customer record is complete at once.
 func (p *Processor) SetSubscriptionSource(s SubscriptionSource) { p.subs = s }

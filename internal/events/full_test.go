@@ -25,7 +25,7 @@ func TestIngestAnswers503WhenFull(t *testing.T) {
 	if err := queue.Ensure(ctx, js, cfg); err != nil {
 		t.Fatal(err)
 	}
-	h := &events.Handler{Publisher: &events.Stream{JS: js}, Logger: logr.Discard()}
+	h := &events.Handler{Publisher: &events.Stream{JS: js}, DefaultNamespace: "default", Logger: logr.Discard()}
 	data := strings.Repeat("x", 900<<10)
 	accepted, status := 0, 0
 	for i := range 100 {

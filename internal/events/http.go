@@ -16,12 +16,16 @@ import (
 // MaxEventBytes bounds a POST /v1/events body (413 past it).
 const MaxEventBytes = 1 << 20
 
-// Handler serves POST /v1/events: it validates the event and publishes it.
-// Authentication is the caller's (the route is mounted behind the token check).
+// Handler serves POST /v1/namespaces/{namespace}/events and the legacy
+// POST /v1/events: it validates the event and publishes it in the
+// workspace the path names, else in DefaultNamespace. Authentication and
+// authorisation are the caller's (the routes are mounted behind them).
 type Handler struct {
 	Publisher Publisher
-	Logger    logr.Logger
-	Now       func() time.Time
+	// DefaultNamespace is the workspace of the unscoped route.
+	DefaultNamespace string
+	Logger           logr.Logger
+	Now              func() time.Time
 }
 
 type postedEvent struct {
@@ -33,6 +37,15 @@ type postedEvent struct {
 // ServeHTTP publishes one posted event and answers 202 with its id.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var in postedEvent
+	ns := r.PathValue("namespace")
+	if ns == "" {
+		ns = h.DefaultNamespace
+	}
+	if ns == "" {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusNotFound, "no default workspace: publish on /v1/namespaces/{namespace}/events")
+		return
+	}
 	if r.ContentLength > MaxEventBytes {
 		w.Header().Set("Connection", "close") // refused unread: no drain for keep-alive
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxEventBytes))
@@ -65,7 +78,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		now = h.Now
 	}
 	t := now().UTC()
-	ev := Event{ID: in.ID, Type: in.Event, Data: in.Data, Time: t}
+	ev := Event{ID: in.ID, Type: in.Event, Namespace: ns, Data: in.Data, Time: t}
 	if ev.ID == "" {
 		ev.ID = NewEventID(t)
 	}

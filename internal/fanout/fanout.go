@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -34,10 +35,27 @@ type Fanout struct {
 	Log      *deliverylog.Store
 	// EventsIn counts events by type (mira_events_total); optional.
 	EventsIn *prometheus.CounterVec
-	Logger   logr.Logger
-	Workers  int
+	// NoWorkspace counts events without a namespace, which reach no
+	// endpoint (mira_events_without_namespace_total); optional.
+	NoWorkspace prometheus.Counter
+	Logger      logr.Logger
+	Workers     int
 	// Filtered counts events dropped by endpoints' filters; optional.
 	Filtered FilteredCounter
+
+	warnOnce sync.Once
+}
+
+// noWorkspace logs the first event without a namespace (and counts every
+// one, when NoWorkspace is set).
+func (f *Fanout) noWorkspace(ev events.Event) {
+	if f.NoWorkspace != nil {
+		f.NoWorkspace.Inc()
+	}
+	f.warnOnce.Do(func() {
+		f.Logger.Info("event without a namespace reaches no endpoint (logged once; counted in mira_events_without_namespace_total)",
+			"event", ev.ID, "type", ev.Type)
+	})
 }
 
 // Run fans out until ctx ends.
@@ -53,12 +71,19 @@ func (f *Fanout) Run(ctx context.Context) error {
 	})
 }
 
-// Targets returns the endpoints an event goes to: the one named by Only
-// (test events), else every endpoint subscribed to its type, whatever its
-// Ready state.
+// Targets returns the endpoints an event goes to, only ever in the event's
+// namespace (its workspace): the one named by Only (test events), else every
+// endpoint subscribed to its type, whatever its Ready state. An event
+// without a namespace goes nowhere.
 func Targets(ev events.Event, all []*endpoints.Endpoint) []*endpoints.Endpoint {
 	var out []*endpoints.Endpoint
+	if ev.Namespace == "" {
+		return nil
+	}
 	for _, e := range all {
+		if e.Object().Namespace != ev.Namespace {
+			continue
+		}
 		if ev.Only != "" {
 			if string(e.UID) == ev.Only {
 				out = append(out, e)
@@ -87,6 +112,12 @@ func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	if f.EventsIn != nil {
 		f.EventsIn.WithLabelValues(ev.Type).Inc()
+	}
+	if ev.Namespace == "" {
+		// Written before workspaces, or by a publisher that forgot the
+		// namespace: it belongs to no workspace, so it reaches nobody.
+		f.noWorkspace(ev)
+		return nil
 	}
 	return f.fanOut(ctx, ev, body)
 }

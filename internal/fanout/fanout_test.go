@@ -75,7 +75,7 @@ func TestEverySubscribedEndpointGetsADelivery(t *testing.T) {
 	reg.Observe(endpoint("a", "ready", []string{miraapi.EventReportCompleted}, true))
 	reg.Observe(endpoint("b", "not-ready", []string{miraapi.EventAll}, false))
 	reg.Observe(endpoint("c", "other", []string{miraapi.EventMeetingFailed}, true))
-	ev := events.Event{ID: "evt_1", Type: miraapi.EventReportCompleted, Data: json.RawMessage(`{}`), Time: time.Now().UTC()}
+	ev := events.Event{ID: "evt_1", Namespace: "ns", Type: miraapi.EventReportCompleted, Data: json.RawMessage(`{}`), Time: time.Now().UTC()}
 	if err := f.fanOut(ctx, ev, []byte(`{"event":"report.completed"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestLateFanoutKeepsDeliveryHistory(t *testing.T) {
 	ctx := context.Background()
 	reg.Observe(endpoint("a", "crm", []string{miraapi.EventReportCompleted}, true))
 	reg.Observe(endpoint("p", "pending", []string{miraapi.EventReportCompleted}, true))
-	ev := events.Event{ID: "evt_2", Type: miraapi.EventReportCompleted, Data: json.RawMessage(`{}`), Time: time.Now().UTC()}
+	ev := events.Event{ID: "evt_2", Namespace: "ns", Type: miraapi.EventReportCompleted, Data: json.RawMessage(`{}`), Time: time.Now().UTC()}
 	delivered := &datav1.Delivery{
 		ID: DeliveryID(ev.ID, "uid-a"), EventID: ev.ID, EventType: ev.Type, UID: "uid-a", Namespace: "ns", Endpoint: "crm",
 		State: datav1.StateDelivered, Created: ev.Time, AttemptCount: 3,
@@ -131,5 +131,58 @@ func TestLateFanoutKeepsDeliveryHistory(t *testing.T) {
 	}
 	if n := queued(t, js); n != 1 {
 		t.Fatalf("%d deliveries queued, want 1 (only the one whose message was missing)", n)
+	}
+}
+
+// Fan-out never crosses a workspace: an event reaches only endpoints of its
+// own namespace (test events too), and an event without a namespace
+// reaches nobody.
+func TestTargetsStayInTheEventsNamespace(t *testing.T) {
+	inNS := func(ns string, w *miraapi.WebhookEndpoint) *miraapi.WebhookEndpoint {
+		w.Namespace = ns
+		return w
+	}
+	reg, err := endpoints.NewRegistry(endpoints.RegistryOptions{Reader: fake.NewClientBuilder().WithScheme(runtime.NewScheme()).Build()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Observe(inNS("team-a", endpoint("a", "a", []string{miraapi.EventAll}, true)))
+	reg.Observe(inNS("team-b", endpoint("b", "b", []string{miraapi.EventAll}, true)))
+	names := func(es []*endpoints.Endpoint) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Object().Namespace+"/"+e.Object().Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		ev   events.Event
+		want []string
+	}{
+		{"team-a", events.Event{Namespace: "team-a", Type: miraapi.EventReportCompleted}, []string{"team-a/a"}},
+		{"team-b", events.Event{Namespace: "team-b", Type: miraapi.EventReportCompleted}, []string{"team-b/b"}},
+		{"no namespace", events.Event{Type: miraapi.EventReportCompleted}, nil},
+		{"other namespace", events.Event{Namespace: "team-c", Type: miraapi.EventReportCompleted}, nil},
+		{"test event in its namespace", events.Event{Namespace: "team-a", Type: miraapi.EventWebhookTest, Only: "uid-a"}, []string{"team-a/a"}},
+		{"test event naming another namespace's endpoint", events.Event{Namespace: "team-a", Type: miraapi.EventWebhookTest, Only: "uid-b"}, nil},
+	} {
+		got := names(Targets(tc.ev, reg.All()))
+		if len(got) != len(tc.want) || (len(got) == 1 && got[0] != tc.want[0]) {
+			t.Errorf("%s: targets %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// An event without a namespace is acknowledged and queues nothing.
+func TestEventWithoutNamespaceQueuesNothing(t *testing.T) {
+	f, js, reg := setup(t)
+	reg.Observe(endpoint("a", "all", []string{miraapi.EventAll}, true))
+	ev := events.Event{ID: "evt_3", Type: miraapi.EventReportCompleted, Data: json.RawMessage(`{}`), Time: time.Now().UTC()}
+	if err := f.fanOut(context.Background(), ev, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := queued(t, js); n != 0 {
+		t.Fatalf("%d deliveries queued for an event without a namespace", n)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/recall"
 	"github.com/mira/mira-operator/internal/signing"
+	"github.com/mira/mira-operator/internal/workspace"
 )
 
 // Subjects of the inbound stream.
@@ -41,15 +42,70 @@ const maxWebhookIDLength = 256
 // response says nothing about what was wrong.
 const unauthorizedBody = "invalid webhook signature"
 
-// Routes adds the inbound routes to mux.
+// Routes adds the inbound routes to mux. The unscoped routes belong to the
+// default workspace; /webhooks/{provider}/{namespace} and
+// /v1/namespaces/{namespace}/roleplays to the namespace they name.
 func (in *Inbound) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /webhooks/recall", in.postRecall)
+	mux.HandleFunc("POST /webhooks/recall/{namespace}", in.postRecall)
 	mux.HandleFunc("POST /webhooks/stripe", in.postStripe)
-	mux.Handle("POST /v1/roleplays", in.integrations.RequireToken(in.log, http.HandlerFunc(in.postRoleplay)))
-	mux.Handle("GET /v1/reports/{id}", in.integrations.RequireToken(in.log, http.HandlerFunc(in.getReport)))
-	mux.Handle("POST /v1/meetings/{id}/rescore", in.integrations.RequireToken(in.log, http.HandlerFunc(in.postRescore)))
-	mux.Handle("GET /v1/billing/customers/{id}", in.integrations.RequireToken(in.log, http.HandlerFunc(in.getCustomer)))
-	mux.Handle("GET /v1/billing/users/{id}", in.integrations.RequireToken(in.log, http.HandlerFunc(in.getUser)))
+	mux.HandleFunc("POST /webhooks/stripe/{namespace}", in.postStripe)
+	legacy := func(h http.HandlerFunc) http.Handler {
+		return in.integrations.RequireToken(in.log, in.inDefaultWorkspace(h))
+	}
+	mux.Handle("POST /v1/roleplays", legacy(in.postRoleplay))
+	if in.namespaceAuth != nil {
+		mux.Handle("POST /v1/namespaces/{namespace}/roleplays", in.namespaceAuth(ResourceRoleplays, in.inPathWorkspace(in.postRoleplay)))
+	}
+	mux.Handle("GET /v1/reports/{id}", legacy(in.getReport))
+	mux.Handle("POST /v1/meetings/{id}/rescore", legacy(in.postRescore))
+	mux.Handle("GET /v1/billing/customers/{id}", legacy(in.getCustomer))
+	mux.Handle("GET /v1/billing/users/{id}", legacy(in.getUser))
+}
+
+// ResourceRoleplays is the data.platform.mira.io resource whose "create"
+// permission POST /v1/namespaces/{namespace}/roleplays needs.
+const ResourceRoleplays = "roleplays"
+
+// inDefaultWorkspace runs h in the default workspace.
+func (in *Inbound) inDefaultWorkspace(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h(w, r.WithContext(workspace.With(r.Context(), in.defaultNS)))
+	})
+}
+
+// inPathWorkspace runs h in the workspace the path names (404 for a name
+// that cannot be a namespace).
+func (in *Inbound) inPathWorkspace(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ns := r.PathValue("namespace")
+		if !in.served(ns) {
+			unread(w)
+			writeError(w, http.StatusNotFound, "no such workspace")
+			return
+		}
+		h(w, r.WithContext(workspace.With(r.Context(), ns)))
+	})
+}
+
+// served says whether this receiver serves workspace ns: a namespace name,
+// and with --watch-namespace that namespace or the default workspace (the
+// receiver's caches hold no other namespace's templates or endpoints).
+func (in *Inbound) served(ns string) bool {
+	if !workspace.Valid(ns) {
+		return false
+	}
+	return in.watchNS == "" || ns == in.watchNS || ns == in.defaultNS
+}
+
+// requestWorkspace is the workspace of an inbound webhook: the namespace
+// its path names, else the default workspace. ok is false for a path
+// that cannot name a namespace.
+func (in *Inbound) requestWorkspace(r *http.Request) (string, bool) {
+	if ns := r.PathValue("namespace"); ns != "" {
+		return ns, in.served(ns)
+	}
+	return in.defaultNS, true
 }
 
 // readBody reads at most limit bytes; past it, it answers 413 and returns
@@ -88,9 +144,15 @@ func (in *Inbound) count(route, outcome string) {
 // store writes one verified inbound message to the inbound stream and says
 // whether JetStream already had it (a duplicate within the dedupe window).
 func (in *Inbound) store(ctx context.Context, subject, id, source string, body []byte) (bool, error) {
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	ns := workspace.From(ctx)
+	if ns == "" {
+		return false, fmt.Errorf("store inbound %s message: no workspace", source)
+	}
+	// The workspace is the subject's last token (NATS permissions can scope
+	// it) and part of the message id, so two workspaces' ids never collide.
+	msg := &nats.Msg{Subject: subject + "." + ns, Data: body, Header: nats.Header{}}
 	msg.Header.Set(HeaderWebhookID, id)
-	ack, err := in.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID(source, id)))
+	ack, err := in.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID(source, ns+":"+id)))
 	if err != nil {
 		return false, fmt.Errorf("store inbound %s message: %w", source, err)
 	}
@@ -139,12 +201,21 @@ func (in *Inbound) answerStored(w http.ResponseWriter, route string, code int, d
 
 // postRecall receives a Recall.ai webhook (Svix / Standard Webhooks).
 func (in *Inbound) postRecall(w http.ResponseWriter, r *http.Request) {
-	secret := in.integrations.Value(r.Context(), integrations.RecallWebhookSecretKey)
+	ns, ok := in.requestWorkspace(r)
+	if !ok {
+		in.noSuchWorkspace(w, routeRecall)
+		return
+	}
+	ctx := workspace.With(r.Context(), ns)
+	r = r.WithContext(ctx)
+	if !in.knownWorkspace(ctx, ns) {
+		in.unknownWorkspace(w, routeRecall, ns)
+		return
+	}
+	ws := in.workspaces.Secret(ns)
+	secret := ws.Value(ctx, integrations.RecallWebhookSecretKey)
 	if secret == "" {
-		in.log.Info("Recall webhook refused: the integrations Secret has no signing secret for Recall",
-			"secret", in.integrations.Key.String(), "key", integrations.RecallWebhookSecretKey)
-		in.count(routeRecall, outcomeNotConfigured)
-		writeError(w, http.StatusServiceUnavailable, "Recall webhooks are not configured")
+		in.notConfigured(w, routeRecall, ws, integrations.RecallWebhookSecretKey)
 		return
 	}
 	// Unsigned or stale requests are refused before the body is read.
@@ -178,28 +249,94 @@ func (in *Inbound) postRecall(w http.ResponseWriter, r *http.Request) {
 	in.answerStored(w, routeRecall, http.StatusOK, dup, err, nil)
 }
 
-// stripeVerifier returns the verifier with the current signing secret, or
-// nil when the integrations Secret has none.
-func (in *Inbound) stripeVerifier(ctx context.Context) *billing.Verifier {
-	secret := in.integrations.Value(ctx, integrations.StripeWebhookSecretKey)
-	if prev := in.stripeSecret.Load(); *prev != secret {
-		in.verifier.SetSecret(secret)
-		in.stripeSecret.Store(&secret)
+// noSuchWorkspace answers a scoped route whose path cannot name a namespace.
+func (in *Inbound) noSuchWorkspace(w http.ResponseWriter, route string) {
+	unread(w)
+	in.count(route, outcomeInvalid)
+	writeError(w, http.StatusNotFound, "no such workspace")
+}
+
+// knownWorkspace says whether ns is a workspace at all (see
+// Deps.KnownWorkspace).
+func (in *Inbound) knownWorkspace(ctx context.Context, ns string) bool {
+	return in.known == nil || in.known(ctx, ns)
+}
+
+// unknownWorkspace answers a webhook for a namespace that is no workspace
+// like a bad signature (401): nothing is read, and nothing tells an
+// outsider which namespaces exist. Logged at debug level only, since
+// anyone can make these up.
+func (in *Inbound) unknownWorkspace(w http.ResponseWriter, route, ns string) {
+	unread(w)
+	in.log.V(1).Info("webhook refused: the namespace is not a workspace (no WebhookEndpoint or ScoringTemplate)", "route", route, "namespace", ns)
+	in.count(route, outcomeUnauthorized)
+	writeError(w, http.StatusUnauthorized, unauthorizedBody)
+}
+
+// notConfigured answers a webhook for a workspace without the signing
+// secret: 401 with the body of a bad signature, so the answer says nothing
+// about which workspaces or keys exist. The log says what is missing.
+func (in *Inbound) notConfigured(w http.ResponseWriter, route string, ws *integrations.Secret, key string) {
+	unread(w)
+	in.log.Info("webhook refused: the workspace's integrations Secret has no signing secret",
+		"route", route, "secret", ws.Key.String(), "key", key)
+	in.count(route, outcomeNotConfigured)
+	writeError(w, http.StatusUnauthorized, unauthorizedBody)
+}
+
+// stripeVerifier returns a verifier with workspace ns's current signing
+// secret, or nil when its integrations Secret has none.
+func (in *Inbound) stripeVerifier(ctx context.Context, ns string) (*billing.Verifier, error) {
+	secret := in.workspaces.Secret(ns).Value(ctx, integrations.StripeWebhookSecretKey)
+	if secret == "" {
+		return nil, nil
 	}
-	if !in.verifier.Configured() {
-		return nil
+	in.verifiersMu.Lock()
+	defer in.verifiersMu.Unlock()
+	if v, ok := in.verifiers[ns]; ok && v.secret == secret {
+		return v.v, nil
 	}
-	return in.verifier
+	v, err := billing.NewVerifier(billing.VerifierOptions{
+		Tolerance: in.o.Tolerance, APIVersionPolicy: in.o.StripeAPIVersionPolicy, Secret: secret,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(in.verifiers) >= maxVerifiers {
+		clear(in.verifiers) // bounded: rebuilt on the next request of each workspace
+	}
+	in.verifiers[ns] = stripeVerifier{secret: secret, v: v}
+	return v, nil
+}
+
+// maxVerifiers bounds the per-workspace Stripe verifiers kept.
+const maxVerifiers = 1024
+
+// stripeVerifier is a workspace's Stripe verifier and the secret it holds.
+type stripeVerifier struct {
+	secret string
+	v      *billing.Verifier
 }
 
 // postStripe receives a Stripe webhook.
 func (in *Inbound) postStripe(w http.ResponseWriter, r *http.Request) {
-	v := in.stripeVerifier(r.Context())
+	ns, ok := in.requestWorkspace(r)
+	if !ok {
+		in.noSuchWorkspace(w, routeStripe)
+		return
+	}
+	ctx := workspace.With(r.Context(), ns)
+	r = r.WithContext(ctx)
+	if !in.knownWorkspace(ctx, ns) {
+		in.unknownWorkspace(w, routeStripe, ns)
+		return
+	}
+	v, err := in.stripeVerifier(ctx, ns)
+	if err != nil {
+		in.log.Error(err, "build Stripe verifier")
+	}
 	if v == nil {
-		in.log.Info("Stripe webhook refused: the integrations Secret has no signing secret for Stripe",
-			"secret", in.integrations.Key.String(), "key", integrations.StripeWebhookSecretKey)
-		in.count(routeStripe, outcomeNotConfigured)
-		writeError(w, http.StatusServiceUnavailable, "Stripe webhooks are not configured")
+		in.notConfigured(w, routeStripe, in.workspaces.Secret(ns), integrations.StripeWebhookSecretKey)
 		return
 	}
 	// A request without a Stripe-Signature carrying a timestamp and a v1
@@ -229,7 +366,7 @@ func (in *Inbound) postStripe(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, billing.ErrNotConfigured):
 		in.count(routeStripe, outcomeNotConfigured)
-		writeError(w, http.StatusServiceUnavailable, "Stripe webhooks are not configured")
+		writeError(w, http.StatusUnauthorized, unauthorizedBody)
 		return
 	default:
 		// Correctly signed, yet not an event Mira can decode.
@@ -253,7 +390,7 @@ func (in *Inbound) getReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such report")
 		return
 	}
-	entry, err := in.reports.Get(r.Context(), id)
+	entry, err := in.reportsOf(r.Context()).Get(r.Context(), id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		writeError(w, http.StatusNotFound, "no such report")
 		return
@@ -281,7 +418,7 @@ func (in *Inbound) billingError(w http.ResponseWriter, err error, what string) {
 }
 
 func (in *Inbound) getCustomer(w http.ResponseWriter, r *http.Request) {
-	c, err := in.billing.Customer(r.Context(), r.PathValue("id"))
+	c, err := in.billingOf(r.Context()).Customer(r.Context(), r.PathValue("id"))
 	if err != nil {
 		in.billingError(w, err, "customer")
 		return
@@ -296,7 +433,7 @@ type UserBilling struct {
 }
 
 func (in *Inbound) getUser(w http.ResponseWriter, r *http.Request) {
-	u, cs, err := in.billing.User(r.Context(), r.PathValue("id"))
+	u, cs, err := in.billingOf(r.Context()).User(r.Context(), r.PathValue("id"))
 	if err != nil {
 		in.billingError(w, err, "user")
 		return

@@ -25,7 +25,7 @@ import (
 // meetingState reads a meeting's record in mira-state.
 func meetingState(t *testing.T, bot string) *subjectState {
 	t.Helper()
-	st, err := in.loadState(context.Background(), "meeting."+MeetingID(bot))
+	st, err := in.loadState(defaultWS(), "meeting."+MeetingID(bot))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func TestReplicasNeverContradictEachOther(t *testing.T) {
 	arrived, release := fake.HoldNext(recalltest.DownloadPath + bot)
 	done := make(chan error, 1)
 	go func() {
-		done <- replica2.handleRecall(context.Background(), msgFor("msg_r2_"+bot, recalltest.BotDonePayload(bot, nil, time.Now()), 1))
+		done <- replica2.handleRecall(defaultWS(), msgFor("msg_r2_"+bot, recalltest.BotDonePayload(bot, nil, time.Now()), 1))
 	}()
 	select {
 	case <-arrived:
@@ -398,8 +398,8 @@ func TestReplicasNeverContradictEachOther(t *testing.T) {
 // in-process locks, driven directly with fakeMsg.
 func replica(o Options) *Inbound {
 	return &Inbound{
-		o: o, js: in.js, integrations: in.integrations, publisher: in.publisher,
-		reports: in.reports, state: in.state, billing: in.billing, verifier: in.verifier,
+		o: o, js: in.js, integrations: in.integrations, workspaces: in.workspaces, defaultNS: in.defaultNS, publisher: in.publisher,
+		reports: in.reports, state: in.state, billing: in.billing, verifiers: map[string]stripeVerifier{},
 		templates: in.templates, metrics: in.metrics, log: in.log.WithName("replica"),
 	}
 }
@@ -421,7 +421,7 @@ func TestWaitingMeetingTimesOut(t *testing.T) {
 	bot := uniq(t, "bot")
 	fake.AddBotWith(bot, recalltest.BotOptions{Transcript: recalltest.SampleTranscript(), ProcessingReads: -1})
 	msg := msgFor("msg_"+bot, recalltest.BotDonePayload(bot, nil, time.Now()), 1)
-	err := r.handleRecall(context.Background(), msg)
+	err := r.handleRecall(defaultWS(), msg)
 	var later retryLater
 	if !errors.As(err, &later) || later.delay != o.TranscriptPollInterval {
 		t.Fatalf("first look: %v, want a poll after %s", err, o.TranscriptPollInterval)
@@ -432,13 +432,13 @@ func TestWaitingMeetingTimesOut(t *testing.T) {
 	mu.Lock()
 	now = now.Add(59 * time.Minute)
 	mu.Unlock()
-	if err := r.handleRecall(context.Background(), msg); !errors.As(err, &later) || later.delay != 2*o.TranscriptPollInterval {
+	if err := r.handleRecall(defaultWS(), msg); !errors.As(err, &later) || later.delay != 2*o.TranscriptPollInterval {
 		t.Fatalf("a minute before the timeout: %v, want the second poll after %s", err, 2*o.TranscriptPollInterval)
 	}
 	mu.Lock()
 	now = now.Add(time.Minute)
 	mu.Unlock()
-	if err := r.handleRecall(context.Background(), msg); err != nil {
+	if err := r.handleRecall(defaultWS(), msg); err != nil {
 		t.Fatalf("at the timeout: %v", err)
 	}
 	got := waitEvent(t, miraapi.EventMeetingFailed, "meeting_id", MeetingID(bot))
@@ -457,7 +457,7 @@ func TestRedeliveriesAreNotAttempts(t *testing.T) {
 	fake.AddBotWith(bot, recalltest.BotOptions{Transcript: recalltest.SampleTranscript()})
 	fake.FailNext("/api/v1/bot/"+bot+"/", http.StatusServiceUnavailable, 0, 1)
 	msg := msgFor("msg_"+bot, recalltest.BotDonePayload(bot, nil, time.Now()), uint64(o.RecallMaxAttempts)*5)
-	err := r.handleRecall(context.Background(), msg)
+	err := r.handleRecall(defaultWS(), msg)
 	var later retryLater
 	if !errors.As(err, &later) {
 		t.Fatalf("a 503 on delivery %d: %v, want a retry later", msg.delivered, err)
@@ -465,7 +465,7 @@ func TestRedeliveriesAreNotAttempts(t *testing.T) {
 	if st := meetingState(t, bot); st.Attempts != 1 || st.State == stateFailed {
 		t.Fatalf("after one failed attempt: state %q, attempts %d", st.State, st.Attempts)
 	}
-	if err := r.handleRecall(context.Background(), msg); err != nil {
+	if err := r.handleRecall(defaultWS(), msg); err != nil {
 		t.Fatalf("second attempt: %v", err)
 	}
 	waitEvent(t, miraapi.EventReportCompleted, "meeting_id", MeetingID(bot))

@@ -15,6 +15,7 @@ import (
 	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/recall"
 	"github.com/mira/mira-operator/internal/scoring"
+	"github.com/mira/mira-operator/internal/workspace"
 )
 
 // Bot metadata keys the pipeline reads.
@@ -115,14 +116,38 @@ func (in *Inbound) recallEvent(ctx context.Context, msg jetstream.Msg, ev recall
 
 // recallClient builds a client with the current API key; nil without one.
 func (in *Inbound) recallClient(ctx context.Context) (*recall.Client, error) {
-	key := in.integrations.Value(ctx, integrations.RecallAPIKeyKey)
+	ws := in.secret(ctx)
+	key := ws.Value(ctx, integrations.RecallAPIKeyKey)
 	if key == "" {
 		return nil, nil
 	}
+	base, err := RecallRegionURL(ws.Value(ctx, integrations.RecallRegionKey), in.o.RecallAPIURL)
+	if err != nil {
+		return nil, fmt.Errorf("integrations Secret %s: %w", ws.Key, err)
+	}
 	return recall.NewClient(recall.ClientOptions{
-		BaseURL: in.o.RecallAPIURL, APIKey: key, HTTPClient: in.RecallHTTP,
+		BaseURL: base, APIKey: key, HTTPClient: in.RecallHTTP,
 		MaxRetryDuration: in.o.RecallMaxRetryDuration, Logger: in.log.WithName("recall"),
 	})
+}
+
+// recallRegions are Recall.ai's regions, the values recall-region may take.
+var recallRegions = []string{"us-east-1", "us-west-2", "eu-central-1", "ap-northeast-1"}
+
+// RecallRegionURL is the Recall API base URL of a workspace: its
+// recall-region's (https://<region>.recall.ai), else fallback (the
+// --recall-api-url). An unknown region is an error rather than a URL
+// built from Secret data.
+func RecallRegionURL(region, fallback string) (string, error) {
+	if region == "" {
+		return fallback, nil
+	}
+	for _, r := range recallRegions {
+		if r == region {
+			return "https://" + r + ".recall.ai", nil
+		}
+	}
+	return "", fmt.Errorf("%s %q is not a Recall.ai region (%v)", integrations.RecallRegionKey, region, recallRegions)
 }
 
 // loadMeeting reads a meeting's record and publishes what a crash left in
@@ -165,7 +190,7 @@ func (in *Inbound) advanceMeeting(ctx context.Context, msg jetstream.Msg, ev rec
 	if client == nil {
 		return in.failMeeting(ctx, st, ev.Kind, failure{Code: CodeRecallKeyMissing, Message: fmt.Sprintf(
 			"the integrations Secret %s has no %s: Mira cannot fetch the transcript (rescore the meeting once it is set)",
-			in.integrations.Key, integrations.RecallAPIKeyKey)})
+			in.secret(ctx).Key, integrations.RecallAPIKeyKey)})
 	}
 	bot, err := client.RetrieveBot(ctx, ev.BotID)
 	if err != nil {
@@ -330,6 +355,7 @@ func (in *Inbound) scoreMeeting(ctx context.Context, kind recall.Kind, st *subje
 	if stored.RepNote != "" {
 		report.Rep.Rule = RuleMostSpeaking
 	}
+	report.Namespace = workspace.From(ctx)
 	stored.Report = report
 	if err := in.storeReport(ctx, report.ReportID, stored); err != nil {
 		return err

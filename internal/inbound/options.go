@@ -35,8 +35,9 @@ type Options struct {
 	StripeAPIURL string
 	// StripeAPIVersionPolicy is billing.APIVersionStrict or billing.APIVersionIgnore.
 	StripeAPIVersionPolicy string
-	// TemplatesNamespace is where meetings' and roleplays' ScoringTemplates
-	// are looked up; default: the integrations Secret's namespace.
+	// TemplatesNamespace (legacy) is where the default workspace's
+	// meetings and roleplays look up ScoringTemplates; default: the default
+	// workspace's namespace. Every other workspace uses its own namespace.
 	TemplatesNamespace string
 	// RecallMaxRetryDuration bounds the time one transcript fetch spends
 	// retrying the Recall API (429/5xx/507) before the message is retried
@@ -80,7 +81,7 @@ func (o *Options) BindFlags(into *pflag.FlagSet) {
 	fs.StringVar(&o.StripeAPIURL, "stripe-api-url", billing.DefaultStripeAPIURL,
 		"Stripe API base URL, used to retrieve the subscription of a checkout when the integrations Secret has a stripe-api-key")
 	fs.StringVar(&o.TemplatesNamespace, "templates-namespace", "",
-		"namespace of the ScoringTemplates used for meetings and roleplays (default: the --integrations-secret namespace)")
+		"legacy: namespace of the default workspace's ScoringTemplates (default: the default workspace's namespace); every other workspace uses the ScoringTemplates of its own namespace")
 	fs.DurationVar(&o.RecallMaxRetryDuration, "recall-max-retry-duration", 2*time.Minute,
 		"total time one Recall transcript fetch spends retrying 429/5xx answers before the meeting is retried later")
 	fs.IntVar(&o.RecallMaxAttempts, "recall-max-attempts", 10,
@@ -128,13 +129,7 @@ func (o Options) withDefaults(d Deps) (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.TemplatesNamespace == "" {
-		o.TemplatesNamespace = d.Integrations.Key.Namespace
-	}
-	if o.TemplatesNamespace == "" {
-		o.TemplatesNamespace = "default"
-	}
-	if ns := d.WatchNamespace; ns != "" && o.TemplatesNamespace != ns && o.TemplatesNamespace != d.Integrations.Key.Namespace {
+	if ns := d.WatchNamespace; ns != "" && o.TemplatesNamespace != "" && o.TemplatesNamespace != ns && o.TemplatesNamespace != d.Integrations.Key.Namespace {
 		return o, fmt.Errorf("--templates-namespace %q is outside the receiver's cache (--watch-namespace %q and the integrations Secret's namespace)",
 			o.TemplatesNamespace, ns)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/queue"
+	"github.com/mira/mira-operator/internal/workspace"
 )
 
 // Pipeline outcome labels.
@@ -65,8 +66,19 @@ func (in *Inbound) process(ctx context.Context, msg jetstream.Msg) {
 			}
 		}
 	}()
+	source, ns, _ := strings.Cut(strings.TrimPrefix(msg.Subject(), queue.InboundSubject+"."), ".")
+	if ns == "" {
+		// Stored before workspaces existed: it belongs to the default workspace.
+		ns = in.defaultNS
+	}
+	if !workspace.Valid(ns) {
+		in.log.Info("dropping inbound message without a workspace (no --default-workspace for a message stored before workspaces)", "subject", msg.Subject())
+		_ = msg.Term()
+		return
+	}
+	ctx = workspace.With(ctx, ns)
 	var err error
-	switch source := strings.TrimPrefix(msg.Subject(), queue.InboundSubject+"."); source {
+	switch source {
 	case "recall":
 		err = in.handleRecall(ctx, msg)
 	case "stripe":
@@ -153,11 +165,13 @@ var errStateConflict = errors.New("pipeline state changed concurrently")
 // change are written into the record's outbox by that same write, then
 // published, so two replicas can never both publish contradictory events.
 type subjectState struct {
-	ID       string `json:"id"`
-	BotID    string `json:"bot_id,omitempty"`
-	UserID   string `json:"user_id,omitempty"`
-	State    string `json:"state"`
-	ReportID string `json:"report_id,omitempty"`
+	ID string `json:"id"`
+	// Namespace is the workspace the subject belongs to; its events carry it.
+	Namespace string `json:"namespace,omitempty"`
+	BotID     string `json:"bot_id,omitempty"`
+	UserID    string `json:"user_id,omitempty"`
+	State     string `json:"state"`
+	ReportID  string `json:"report_id,omitempty"`
 	// Emitted lists the keys of the events published (see outboxEvent).
 	Emitted []string `json:"emitted,omitempty"`
 	// Outbox holds the events of the last change until they are published.
@@ -261,7 +275,8 @@ func (in *Inbound) flush(ctx context.Context, s *subjectState) error {
 		return nil
 	}
 	for _, e := range s.Outbox {
-		if err := in.publisher.Publish(ctx, events.Event{ID: e.ID, Type: e.Type, Data: e.Data, Time: e.Time}); err != nil {
+		ev := events.Event{ID: e.ID, Type: e.Type, Namespace: s.Namespace, Data: e.Data, Time: e.Time}
+		if err := in.publisher.Publish(ctx, ev); err != nil {
 			return err
 		}
 	}
@@ -278,8 +293,9 @@ func (in *Inbound) flush(ctx context.Context, s *subjectState) error {
 
 // loadState reads a subject's record; a missing one is empty.
 func (in *Inbound) loadState(ctx context.Context, key string) (*subjectState, error) {
-	s := &subjectState{key: key}
-	entry, err := in.state.Get(ctx, key)
+	ns := workspace.From(ctx)
+	s := &subjectState{key: key, Namespace: ns}
+	entry, err := in.stateOf(ctx).Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return s, nil
 	}
@@ -290,6 +306,9 @@ func (in *Inbound) loadState(ctx context.Context, key string) (*subjectState, er
 		return nil, fmt.Errorf("decode pipeline state %s: %w", key, err)
 	}
 	s.rev = entry.Revision()
+	// A record written before workspaces (read as the default workspace's)
+	// has no namespace: it is the one it was read in.
+	s.Namespace = ns
 	return s, nil
 }
 
@@ -302,9 +321,9 @@ func (in *Inbound) saveState(ctx context.Context, s *subjectState) error {
 	}
 	var rev uint64
 	if s.rev == 0 {
-		rev, err = in.state.Create(ctx, s.key, b)
+		rev, err = in.stateOf(ctx).Create(ctx, s.key, b)
 	} else {
-		rev, err = in.state.Update(ctx, s.key, b, s.rev)
+		rev, err = in.stateOf(ctx).Update(ctx, s.key, b, s.rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isWrongLastSequence(err) {
 		return fmt.Errorf("write pipeline state %s: %w", s.key, errStateConflict)
@@ -328,7 +347,7 @@ func (in *Inbound) storeReport(ctx context.Context, id string, report any) error
 	if err != nil {
 		return fmt.Errorf("encode report %s: %w", id, err)
 	}
-	if _, err := in.reports.Put(ctx, id, b); err != nil {
+	if _, err := in.reportsOf(ctx).Put(ctx, id, b); err != nil {
 		return fmt.Errorf("store report %s: %w", id, err)
 	}
 	return nil

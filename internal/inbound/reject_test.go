@@ -3,6 +3,7 @@ package inbound
 import (
 	"bytes"
 	"context"
+	"errors"
 	dto "github.com/prometheus/client_model/go"
 	"net/http"
 	"strings"
@@ -81,22 +82,27 @@ func TestMissingRecallSecretRefusesOnlyThatRoute(t *testing.T) {
 	setKeys(keys)
 	defer func() {
 		setKeys(integrationKeys())
-		eventually(t, "Recall route back", func() error {
-			if code, _ := post(t, "/webhooks/recall", nil, []byte(`{}`)); code != http.StatusUnauthorized {
-				return errCode(code)
+		eventually(t, "Recall signing secret back", func() error {
+			if in.integrations.Value(context.Background(), integrations.RecallWebhookSecretKey) != recallSecret {
+				return errors.New("not yet")
 			}
 			return nil
 		})
 	}()
-	eventually(t, "Recall route answers 503", func() error {
-		if code, _ := post(t, "/webhooks/recall", nil, []byte(`{}`)); code != http.StatusServiceUnavailable {
+	// A correctly signed webhook is refused like a badly signed one (401,
+	// never a 5xx, nothing said about which key is missing), and counted
+	// as not configured.
+	body := recalltest.BotDonePayload("b-unconfigured", nil, time.Now())
+	before := requestCount(t, routeRecall, outcomeNotConfigured)
+	eventually(t, "Recall route refuses signed webhooks", func() error {
+		code, resp := post(t, "/webhooks/recall", recalltest.SignedHeaders(recallSecret, "msg_unconfigured", time.Now(), body), body)
+		if code != http.StatusUnauthorized || !strings.Contains(string(resp), unauthorizedBody) {
 			return errCode(code)
 		}
 		return nil
 	})
-	code, body := post(t, "/webhooks/recall", nil, []byte(`{}`))
-	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "not configured") {
-		t.Errorf("Recall route: %d %s", code, body)
+	if requestCount(t, routeRecall, outcomeNotConfigured) <= before {
+		t.Errorf("mira_inbound_requests_total{recall,not_configured} did not grow")
 	}
 	if code, _ := post(t, "/webhooks/stripe", nil, []byte(`{}`)); code != http.StatusUnauthorized {
 		t.Errorf("Stripe route: %d, want 401 (configured, unsigned)", code)
@@ -129,6 +135,15 @@ func TestSignedButUnacceptableIsIgnoredAndCounted(t *testing.T) {
 	if got := streamMessages(t, queue.InboundStream); got != stored {
 		t.Errorf("an ignored webhook stored %d messages", got-stored)
 	}
+}
+
+func requestCount(t *testing.T, route, outcome string) float64 {
+	t.Helper()
+	m := &dto.Metric{}
+	if err := in.metrics.requests.WithLabelValues(route, outcome).Write(m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
 
 func ignoredCount(t *testing.T, route, reason string) float64 {

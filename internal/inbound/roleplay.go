@@ -13,6 +13,7 @@ import (
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/recall"
 	"github.com/mira/mira-operator/internal/scoring"
+	"github.com/mira/mira-operator/internal/workspace"
 )
 
 // RoleplayRequest is the body of POST /v1/roleplays.
@@ -190,6 +191,7 @@ func (in *Inbound) handleRoleplay(ctx context.Context, msg jetstream.Msg) error 
 		in.countPipeline(routeRoleplay, routeRoleplay, resultFailed)
 		return nil
 	}
+	report.Namespace = workspace.From(ctx)
 	if err := in.storeReport(ctx, report.ReportID, report); err != nil {
 		return err
 	}

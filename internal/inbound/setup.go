@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -24,16 +23,23 @@ type Inbound struct {
 	o            Options
 	js           jetstream.JetStream
 	integrations *integrations.Secret
-	publisher    events.Publisher
-	reports      jetstream.KeyValue
-	state        jetstream.KeyValue
-	billing      *billing.Processor
-	verifier     *billing.Verifier
-	stripeSecret atomic.Pointer[string]
-	templates    client.Reader
-	metrics      *metrics
-	log          logr.Logger
-	locks        [64]sync.Mutex
+	workspaces   *integrations.Workspaces
+	// defaultNS is the default workspace, that of the unscoped routes.
+	defaultNS string
+	// watchNS, when set, is the one other workspace served (--watch-namespace).
+	watchNS       string
+	known         func(ctx context.Context, ns string) bool
+	namespaceAuth func(resource string, next http.Handler) http.Handler
+	publisher     events.Publisher
+	reports       jetstream.KeyValue
+	state         jetstream.KeyValue
+	billing       *billing.Processor
+	verifiersMu   sync.Mutex
+	verifiers     map[string]stripeVerifier
+	templates     client.Reader
+	metrics       *metrics
+	log           logr.Logger
+	locks         [64]sync.Mutex
 	// RecallHTTP, when set, sends the Recall API requests (tests).
 	RecallHTTP *http.Client
 }
@@ -49,6 +55,19 @@ type Deps struct {
 	// Integrations is the integrations Secret (webhook secrets, API keys,
 	// the API token of the token-protected routes).
 	Integrations *integrations.Secret
+	// Workspaces finds each workspace's integrations Secret; nil: every
+	// workspace's Secret is mira-integrations in its namespace and the
+	// default workspace (Integrations' namespace) reads Integrations.
+	Workspaces *integrations.Workspaces
+	// NamespaceAuth, when set, guards POST
+	// /v1/namespaces/{namespace}/roleplays: it must let through only
+	// callers allowed to "create" resource in that namespace. Nil leaves
+	// the route out.
+	NamespaceAuth func(resource string, next http.Handler) http.Handler
+	// KnownWorkspace, when set, says whether a namespace is a workspace at
+	// all (without an API call); webhooks for others are refused with 401
+	// before their integrations Secret is read. Nil: every namespace is.
+	KnownWorkspace func(ctx context.Context, ns string) bool
 	// Templates reads ScoringTemplates; it must have the
 	// miraapi.DefaultTemplateIndexKey index.
 	Templates client.Reader
@@ -73,9 +92,17 @@ func New(d Deps, o Options) (*Inbound, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	in := &Inbound{
-		o: o, js: d.JetStream, integrations: d.Integrations, publisher: d.Publisher,
-		templates: d.Templates, log: d.Logger,
+		o: o, js: d.JetStream, integrations: d.Integrations, workspaces: d.Workspaces, publisher: d.Publisher,
+		templates: d.Templates, log: d.Logger, namespaceAuth: d.NamespaceAuth, verifiers: map[string]stripeVerifier{},
+		watchNS: d.WatchNamespace, known: d.KnownWorkspace,
 	}
+	if in.integrations == nil {
+		in.integrations = &integrations.Secret{}
+	}
+	if in.workspaces == nil {
+		in.workspaces = &integrations.Workspaces{Reader: in.integrations.Reader, DefaultNamespace: in.integrations.Key.Namespace, Default: in.integrations}
+	}
+	in.defaultNS = in.workspaces.DefaultNamespace
 	kvBilling, err := billing.EnsureBucket(ctx, d.JetStream, max(1, d.Replicas))
 	if err != nil {
 		return nil, err
@@ -84,13 +111,11 @@ func New(d Deps, o Options) (*Inbound, error) {
 		return nil, err
 	}
 	in.billing.SetSubscriptionSource(&billing.StripeSubscriptions{URL: o.StripeAPIURL, Key: in.stripeAPIKey})
-	if in.verifier, err = billing.NewVerifier(billing.VerifierOptions{
+	if _, err := billing.NewVerifier(billing.VerifierOptions{
 		Tolerance: o.Tolerance, APIVersionPolicy: o.StripeAPIVersionPolicy,
 	}); err != nil {
 		return nil, err
 	}
-	empty := ""
-	in.stripeSecret.Store(&empty)
 	if in.reports, err = d.JetStream.KeyValue(ctx, queue.ReportsBucket); err != nil {
 		return nil, fmt.Errorf("open reports bucket: %w", err)
 	}
@@ -101,6 +126,6 @@ func New(d Deps, o Options) (*Inbound, error) {
 		return nil, err
 	}
 	in.log.Info("inbound routes and pipeline configured", "recallAPI", o.RecallAPIURL,
-		"stripeAPIVersionPolicy", o.StripeAPIVersionPolicy, "templatesNamespace", o.TemplatesNamespace)
+		"stripeAPIVersionPolicy", o.StripeAPIVersionPolicy, "defaultWorkspace", in.defaultNS)
 	return in, nil
 }

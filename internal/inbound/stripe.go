@@ -27,7 +27,7 @@ func (in *Inbound) handleStripe(ctx context.Context, msg jetstream.Msg) error {
 		in.countPipeline(routeStripe, routeStripe, resultInvalid)
 		return nil
 	}
-	outcome, err := in.billing.Apply(ctx, ev)
+	outcome, err := in.billingOf(ctx).Apply(ctx, ev)
 	if errors.Is(err, billing.ErrInvalidEvent) {
 		in.log.Info("Stripe event cannot be applied; acknowledged", "event", ev.ID, "type", ev.Type, "reason", err.Error())
 		in.countPipeline(routeStripe, routeStripe, resultInvalid)
@@ -50,5 +50,5 @@ func (in *Inbound) handleStripe(ctx context.Context, msg jetstream.Msg) error {
 
 // stripeAPIKey reads the optional Stripe API key.
 func (in *Inbound) stripeAPIKey(ctx context.Context) string {
-	return in.integrations.Value(ctx, StripeAPIKeyKey)
+	return in.secret(ctx).Value(ctx, StripeAPIKeyKey)
 }

@@ -107,13 +107,10 @@ func TestStripeEventsAppliedAndReadable(t *testing.T) {
 // The ignore policy accepts an event of another API version; the handler
 // is served on its own with a verifier under that policy.
 func TestStripeAPIVersionIgnorePolicy(t *testing.T) {
-	v, err := billing.NewVerifier(billing.VerifierOptions{APIVersionPolicy: billing.APIVersionIgnore})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lenient := &Inbound{o: in.o, js: in.js, integrations: in.integrations, verifier: v, metrics: in.metrics, log: in.log}
-	empty := ""
-	lenient.stripeSecret.Store(&empty)
+	o := in.o
+	o.StripeAPIVersionPolicy = billing.APIVersionIgnore
+	lenient := &Inbound{o: o, js: in.js, integrations: in.integrations, workspaces: in.workspaces, defaultNS: in.defaultNS,
+		verifiers: map[string]stripeVerifier{}, metrics: in.metrics, log: in.log}
 	srv := httptest.NewServer(http.HandlerFunc(lenient.postStripe))
 	defer srv.Close()
 

@@ -34,6 +34,7 @@ import (
 	"github.com/mira/mira-operator/internal/receiver"
 	"github.com/mira/mira-operator/internal/signing"
 	"github.com/mira/mira-operator/internal/testenv"
+	"github.com/mira/mira-operator/internal/workspace"
 )
 
 const (
@@ -43,7 +44,9 @@ const (
 	intNS        = "mira-system"
 	intName      = "mira-integrations"
 	defaultTmpl  = "discovery"
-	consumerNS   = "consumers"
+	// consumerNS is the default workspace: its events reach only its own
+	// WebhookEndpoints.
+	consumerNS   = intNS
 	consumerName = "all-events"
 )
 
@@ -99,7 +102,7 @@ func run(m *testing.M) int {
 	if k8s, err = client.New(cfg, client.Options{Scheme: manager.Scheme()}); err != nil {
 		return fail(err)
 	}
-	for _, ns := range []string{intNS, consumerNS} {
+	for _, ns := range []string{intNS} {
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return fail(err)
 		}
@@ -137,7 +140,8 @@ func run(m *testing.M) int {
 	iopts.StripeAPIURL = stripeFake.URL
 	iopts.Registerer = prometheus.NewRegistry()
 	if in, err = New(Deps{
-		JetStream: recv.JetStream, Publisher: recv.Publisher, Integrations: recv.Integrations,
+		JetStream: recv.JetStream, Publisher: recv.Publisher, Integrations: recv.Integrations, Workspaces: recv.Workspaces,
+		NamespaceAuth: recv.Auth.Require, KnownWorkspace: recv.KnownWorkspace,
 		Templates: recv.Manager.GetCache(), Replicas: o.Replicas, WatchNamespace: o.WatchNamespace, Logger: ctrl.Log.WithName("inbound"),
 	}, iopts); err != nil {
 		return fail(err)
@@ -173,6 +177,10 @@ func run(m *testing.M) int {
 	recv.Close()
 	return code
 }
+
+// defaultWS is a context in the default workspace, for handlers called
+// directly.
+func defaultWS() context.Context { return workspace.With(context.Background(), intNS) }
 
 func integrationKeys() map[string]string {
 	return map[string]string{

@@ -57,7 +57,7 @@ type failure struct {
 // that is Ready. A *failure means the subject cannot be scored (no retry
 // helps); an error is transient.
 func (in *Inbound) resolveTemplate(ctx context.Context, name string) (scoring.Template, *failure, error) {
-	ns := in.o.TemplatesNamespace
+	ns := in.templatesNamespace(ctx)
 	if name != "" {
 		t := &miraapi.ScoringTemplate{}
 		if err := in.templates.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, t); err != nil {

@@ -103,18 +103,18 @@ func jobKey(recordingID string) string {
 // guarded by a create-if-absent key, and returns the transcript id when it
 // is known. A *failure means the workspace has no provider.
 func (in *Inbound) startTranscript(ctx context.Context, client *recall.Client, recordingID string) (string, *failure, error) {
-	provider, err := ParseTranscriptProvider(in.integrations.Value(ctx, TranscriptProviderKey))
+	provider, err := ParseTranscriptProvider(in.secret(ctx).Value(ctx, TranscriptProviderKey))
 	if err != nil {
 		return "", &failure{Code: CodeNoTranscriptConfigured, Message: fmt.Sprintf(
 			"the recording has no transcript and Mira cannot start one: %v (set %s in %s, then rescore the meeting)",
-			err, TranscriptProviderKey, in.integrations.Key)}, nil
+			err, TranscriptProviderKey, in.secret(ctx).Key)}, nil
 	}
 	key := jobKey(recordingID)
 	now := in.o.Now().UTC()
 	claim, _ := json.Marshal(transcriptJob{RecordingID: recordingID, State: "requesting", Updated: now})
-	rev, err := in.state.Create(ctx, key, claim)
+	rev, err := in.stateOf(ctx).Create(ctx, key, claim)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		entry, gerr := in.state.Get(ctx, key)
+		entry, gerr := in.stateOf(ctx).Get(ctx, key)
 		if gerr != nil {
 			return "", nil, fmt.Errorf("read transcript job of recording %s: %w", recordingID, gerr)
 		}
@@ -125,7 +125,7 @@ func (in *Inbound) startTranscript(ctx context.Context, client *recall.Client, r
 			return job.TranscriptID, nil, nil
 		}
 		// The claim's holder died mid-call: take it over.
-		if rev, err = in.state.Update(ctx, key, claim, entry.Revision()); err != nil {
+		if rev, err = in.stateOf(ctx).Update(ctx, key, claim, entry.Revision()); err != nil {
 			return "", nil, nil // someone else took it over
 		}
 	} else if err != nil {
@@ -140,11 +140,11 @@ func (in *Inbound) startTranscript(ctx context.Context, client *recall.Client, r
 	}
 	if err != nil {
 		// Nothing was started: release the claim so a retry calls again.
-		_ = in.state.Delete(ctx, key, jetstream.LastRevision(rev))
+		_ = in.stateOf(ctx).Delete(ctx, key, jetstream.LastRevision(rev))
 		return "", nil, err
 	}
 	done, _ := json.Marshal(transcriptJob{RecordingID: recordingID, State: "requested", TranscriptID: id, Updated: now})
-	if _, err := in.state.Update(ctx, key, done, rev); err != nil {
+	if _, err := in.stateOf(ctx).Update(ctx, key, done, rev); err != nil {
 		in.log.Error(err, "record started transcript job", "recording", recordingID)
 	}
 	in.log.Info("started an async transcript", "recording", recordingID, "transcript", id)

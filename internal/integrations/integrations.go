@@ -80,3 +80,46 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
+
+// Optional keys of an integrations Secret.
+//
+//nolint:gosec // G101: these are the keys' names
+const (
+	RecallRegionKey = "recall-region"
+	StripeAPIKeyKey = "stripe-api-key"
+)
+
+// DefaultWorkspaceSecretName is the integrations Secret's name in every
+// workspace namespace (--workspace-integrations-secret-name).
+const DefaultWorkspaceSecretName = "mira-integrations"
+
+// Workspaces finds each workspace's integrations Secret: Secret
+// SecretName in the workspace's namespace, read by name (never listed).
+// The default workspace, that of the unscoped routes, reads Default (the
+// --integrations-secret), which also holds the legacy api-token.
+type Workspaces struct {
+	// Reader GETs Secrets by name (internal/secretcache).
+	Reader client.Reader
+	// SecretName is the integrations Secret's name in a workspace namespace.
+	SecretName string
+	// DefaultNamespace is the default workspace ("" : none, the unscoped
+	// routes answer 401).
+	DefaultNamespace string
+	// Default is the default workspace's Secret (--integrations-secret).
+	Default *Secret
+}
+
+// Secret returns workspace ns's integrations Secret.
+func (w *Workspaces) Secret(ns string) *Secret {
+	if w == nil || ns == "" {
+		return &Secret{}
+	}
+	if ns == w.DefaultNamespace && w.Default != nil && w.Default.Key.Name != "" {
+		return w.Default
+	}
+	name := w.SecretName
+	if name == "" {
+		name = DefaultWorkspaceSecretName
+	}
+	return &Secret{Reader: w.Reader, Key: types.NamespacedName{Namespace: ns, Name: name}}
+}

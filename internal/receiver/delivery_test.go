@@ -139,8 +139,8 @@ func TestSignedDeliveryAndStatus(t *testing.T) {
 	w, secret := createEndpoint(t, ns, "crm", srv.URL+"/hooks", []string{miraapi.EventReportCompleted}, nil)
 
 	// Not subscribed: nothing arrives for this one.
-	publish(t, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m0"})
-	id := publish(t, miraapi.EventReportCompleted, map[string]string{"report_id": "r1", "meeting_id": "m1", "user_id": "u1"})
+	publish(t, ns, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m0"})
+	id := publish(t, ns, miraapi.EventReportCompleted, map[string]string{"report_id": "r1", "meeting_id": "m1", "user_id": "u1"})
 	got := c.waitFor(t, 1)[0]
 	body := verifyDelivery(t, got, []string{secret}, miraapi.EventReportCompleted)
 	data, _ := body["data"].(map[string]any)
@@ -216,7 +216,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	w, _ := createEndpoint(t, ns, "flaky", srv.URL, []string{miraapi.EventAll}, func(w *miraapi.WebhookEndpoint) {
 		w.Spec.Delivery = &miraapi.DeliveryPolicy{Backoff: &miraapi.BackoffPolicy{Initial: &metav1.Duration{Duration: time.Second}, Jitter: ptr.To[int32](1)}}
 	})
-	id := publish(t, miraapi.EventRoleplayCompleted, map[string]string{"roleplay_id": "rp1"})
+	id := publish(t, ns, miraapi.EventRoleplayCompleted, map[string]string{"roleplay_id": "rp1"})
 	got := c.waitFor(t, 3)
 	if got[0].Header.Get("webhook-id") != got[2].Header.Get("webhook-id") || string(got[0].Body) != string(got[2].Body) {
 		t.Fatal("a retry changed the delivery id or the body")
@@ -270,7 +270,7 @@ func TestGoneDisablesAndEnableRedelivers(t *testing.T) {
 	defer srv.Close()
 	createEndpoint(t, ns, "gone", srv.URL, []string{miraapi.EventMeetingFailed}, nil)
 	since := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
-	publish(t, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m1"})
+	publish(t, ns, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m1"})
 	c.waitFor(t, 1)
 	var w *miraapi.WebhookEndpoint
 	eventually(t, "Disabled after 410", func() error {
@@ -289,7 +289,7 @@ func TestGoneDisablesAndEnableRedelivers(t *testing.T) {
 	waitEvent(t, ns, "gone", corev1.EventTypeWarning, miraapi.GoneReason)
 
 	// While disabled, events are kept as skipped, not sent.
-	publish(t, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m2"})
+	publish(t, ns, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m2"})
 	eventually(t, "skipped while disabled", func() error {
 		w = getEndpoint(t, ns, "gone")
 		if w.Status.Deliveries == nil || w.Status.Deliveries.Skipped != 1 || w.Status.Deliveries.Dead != 1 {
@@ -380,7 +380,7 @@ func TestTestAnnotationAndRotation(t *testing.T) {
 		}
 		return nil
 	})
-	publish(t, miraapi.EventReportCompleted, map[string]string{"report_id": "r2"})
+	publish(t, ns, miraapi.EventReportCompleted, map[string]string{"report_id": "r2"})
 	got = c.waitFor(t, 2)
 	r := got[1]
 	verifyDelivery(t, r, []string{newSecret, oldSecret}, miraapi.EventReportCompleted)
@@ -413,7 +413,7 @@ func TestSlowEndpointDoesNotDelayHealthyOne(t *testing.T) {
 	createEndpoint(t, ns, "fast", fastSrv.URL, []string{miraapi.EventMeetingTranscriptReady}, nil)
 	const n = 30
 	for i := 0; i < n; i++ {
-		publish(t, miraapi.EventMeetingTranscriptReady, map[string]string{"meeting_id": "m" + strconv.Itoa(i)})
+		publish(t, ns, miraapi.EventMeetingTranscriptReady, map[string]string{"meeting_id": "m" + strconv.Itoa(i)})
 	}
 	// Every delivery to the healthy endpoint lands while the slow one still
 	// hangs on its first requests.
@@ -426,7 +426,7 @@ func TestSlowEndpointDoesNotDelayHealthyOne(t *testing.T) {
 func TestOutboundGuardRefusesMetadataAddress(t *testing.T) {
 	ns := newNamespace(t)
 	w, _ := createEndpoint(t, ns, "ssrf", "http://[::ffff:169.254.169.254]/latest/meta-data", []string{miraapi.EventMeetingFailed}, nil)
-	id := publish(t, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m1"})
+	id := publish(t, ns, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m1"})
 	dlv := fanout.DeliveryID(id, string(w.UID))
 	eventually(t, "delivery refused by the guard", func() error {
 		resp := apiRequest(t, http.MethodGet, "/v1/deliveries/"+dlv, nil)
@@ -450,7 +450,7 @@ func TestStatusWritesAreCoalesced(t *testing.T) {
 	start := time.Now()
 	const n = 200
 	for i := 0; i < n; i++ {
-		publish(t, miraapi.EventReportCompleted, map[string]string{"report_id": strconv.Itoa(i)})
+		publish(t, ns, miraapi.EventReportCompleted, map[string]string{"report_id": strconv.Itoa(i)})
 	}
 	c.waitFor(t, n)
 	eventually(t, "all deliveries in status", func() error {

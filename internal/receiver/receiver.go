@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"github.com/mira/mira-operator/internal/metricsendpoint"
 	"github.com/mira/mira-operator/internal/secretcache"
+	"github.com/mira/mira-operator/internal/workspace"
 	"net"
 	"net/http"
 	"net/netip"
@@ -51,6 +52,7 @@ import (
 	"github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/fanout"
 	"github.com/mira/mira-operator/internal/integrations"
+	"github.com/mira/mira-operator/internal/k8sauth"
 	"github.com/mira/mira-operator/internal/queue"
 )
 
@@ -64,22 +66,29 @@ type Options struct {
 	// NATS secures the connection to --nats-url.
 	NATS               queue.ConnectOptions
 	IntegrationsSecret string
-	WatchNamespace     string
-	SyncAlways         bool
-	SyncInterval       time.Duration
-	StatusInterval     time.Duration
-	RotationGrace      time.Duration
-	Retention          time.Duration
-	FanoutWorkers      int
-	ShutdownGrace      time.Duration
-	AllowPrivate       bool
-	AllowLoopback      bool
-	AllowCrossNS       bool
-	AllowedCIDRs       string
-	Replicas           int
-	MaxAckPending      int
-	MaxStoreBytes      int64
-	StorageMaxBytes    int64
+	// DefaultWorkspace is the workspace of the unscoped routes; default:
+	// the --integrations-secret namespace.
+	DefaultWorkspace string
+	// WorkspaceSecretName names the integrations Secret in every workspace.
+	WorkspaceSecretName string
+	// ReviewCacheTTL is how long TokenReview/SubjectAccessReview answers are reused.
+	ReviewCacheTTL  time.Duration
+	WatchNamespace  string
+	SyncAlways      bool
+	SyncInterval    time.Duration
+	StatusInterval  time.Duration
+	RotationGrace   time.Duration
+	Retention       time.Duration
+	FanoutWorkers   int
+	ShutdownGrace   time.Duration
+	AllowPrivate    bool
+	AllowLoopback   bool
+	AllowCrossNS    bool
+	AllowedCIDRs    string
+	Replicas        int
+	MaxAckPending   int
+	MaxStoreBytes   int64
+	StorageMaxBytes int64
 	// MaxInboundConcurrency caps requests served at once.
 	MaxInboundConcurrency int
 	MaxResponseBytes      int64
@@ -109,6 +118,9 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.DataDir, "data-dir", "/var/lib/mira", "directory of the embedded JetStream file store (ignored with --nats-url)")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "use this NATS cluster (JetStream enabled) instead of the embedded server, e.g. nats://nats.nats:4222")
 	fs.StringVar(&o.IntegrationsSecret, "integrations-secret", "", "namespace/name of the Secret with api-token, recall-webhook-secret, recall-api-key, stripe-webhook-secret")
+	fs.StringVar(&o.DefaultWorkspace, "default-workspace", "", "namespace of the workspace the unscoped routes (/webhooks/recall, /webhooks/stripe, /v1/events, /v1/roleplays) belong to (default: the --integrations-secret namespace)")
+	fs.StringVar(&o.WorkspaceSecretName, "workspace-integrations-secret-name", integrations.DefaultWorkspaceSecretName, "name of the integrations Secret in each workspace namespace (recall-webhook-secret, recall-api-key, stripe-webhook-secret, optional recall-region, stripe-api-key); read by name, never listed")
+	fs.DurationVar(&o.ReviewCacheTTL, "auth-cache-ttl", k8sauth.DefaultTTL, "how long a TokenReview or SubjectAccessReview answer for the /v1/namespaces/{namespace}/... routes is reused (allowed and refused alike)")
 	fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "only deliver for WebhookEndpoints in this namespace (default: all)")
 	fs.BoolVar(&o.SyncAlways, "jetstream-sync-always", false, "fsync every JetStream write before acknowledging it (slower; survives power loss)")
 	fs.DurationVar(&o.SyncInterval, "jetstream-sync-interval", 0, "how often the embedded JetStream fsyncs (0: NATS default, 2m); acknowledged writes survive a killed process either way")
@@ -139,7 +151,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 			"max-store-bytes", "storage-max-bytes", "retention"},
 		"Delivery": {"fanout-workers", "max-ack-pending", "max-response-bytes", "allow-private-targets", "allow-loopback-targets", "allowed-cidrs", "allow-cross-namespace-targets",
 			"rotation-grace", "status-interval"},
-		"Kubernetes": {"watch-namespace", "integrations-secret", "leader-elect", "leader-election-id",
+		"Kubernetes": {"watch-namespace", "integrations-secret", "default-workspace", "workspace-integrations-secret-name", "auth-cache-ttl", "leader-elect", "leader-election-id",
 			"leader-election-namespace", "leader-elect-lease-duration", "leader-elect-renew-deadline", "leader-elect-retry-period"},
 	} {
 		for _, n := range names {
@@ -179,8 +191,12 @@ type Receiver struct {
 	Log          *deliverylog.Store
 	Publisher    *events.Stream
 	Integrations *integrations.Secret
-	Logger       logr.Logger
-	metrics      *metrics
+	// Workspaces finds each workspace's integrations Secret.
+	Workspaces *integrations.Workspaces
+	// Auth reviews Kubernetes bearer tokens on /v1/namespaces/{namespace}/... routes.
+	Auth    *k8sauth.Reviewer
+	Logger  logr.Logger
+	metrics *metrics
 	// storeBytes bounds the embedded store (0 on an external cluster).
 	storeBytes int64
 	embedded   interface {
@@ -207,8 +223,20 @@ func (r *Receiver) Mount(p Part) { r.parts = append(r.parts, p) }
 type metrics struct {
 	dispatch      *dispatch.Metrics
 	eventsIn      *prometheus.CounterVec
+	noWorkspace   prometheus.Counter
 	queueDepth    *prometheus.GaugeVec
 	statusPatches prometheus.Counter
+}
+
+// registerReviewMetrics exposes how many TokenReviews and
+// SubjectAccessReviews the publishing routes sent (cache misses).
+func registerReviewMetrics(reg prometheus.Registerer, a *k8sauth.Reviewer) {
+	for kind, n := range map[string]*atomic.Int64{"token": &a.TokenReviews, "access": &a.AccessReviews} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mira_auth_reviews_total", Help: "TokenReviews (kind=token) and SubjectAccessReviews (kind=access) sent for publishers; cached answers are not counted.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 { return float64(n.Load()) }))
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -217,6 +245,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mira_events_total", Help: "Events accepted for fan-out, by type.",
 		}, []string{"event"}),
+		noWorkspace: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mira_events_without_namespace_total", Help: "Events without a namespace (workspace); they reach no endpoint.",
+		}),
 		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mira_queue_depth", Help: "Messages waiting in each JetStream consumer (pending + waiting for ack).",
 		}, []string{"consumer"}),
@@ -224,7 +255,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mira_status_patches_total", Help: "WebhookEndpoint status writes by the receiver.",
 		}),
 	}
-	reg.MustRegister(m.eventsIn, m.queueDepth, m.statusPatches)
+	reg.MustRegister(m.eventsIn, m.noWorkspace, m.queueDepth, m.statusPatches)
 	return m
 }
 
@@ -343,6 +374,17 @@ func New(ctx context.Context, cfg *rest.Config, o Options, log logr.Logger) (*Re
 	r.Publisher = &events.Stream{JS: r.JetStream}
 	r.Status.SetPublisher(r.Publisher) // endpoint.degraded, .disabled, .recovered
 	r.Integrations = &integrations.Secret{Reader: secrets, Key: integrationsKey}
+	defaultWS := o.DefaultWorkspace
+	if defaultWS == "" {
+		defaultWS = integrationsKey.Namespace
+	}
+	if defaultWS != "" && !workspace.Valid(defaultWS) {
+		r.Close()
+		return nil, fmt.Errorf("--default-workspace %q is not a namespace name", defaultWS)
+	}
+	r.Workspaces = &integrations.Workspaces{Reader: secrets, SecretName: o.WorkspaceSecretName, DefaultNamespace: defaultWS, Default: r.Integrations}
+	r.Auth = &k8sauth.Reviewer{Client: mgr.GetClient(), TTL: o.ReviewCacheTTL, Logger: log.WithName("auth")}
+	registerReviewMetrics(crmetrics.Registry, r.Auth)
 	if err := (&actions.Actions{Client: mgr.GetClient(), JS: r.JetStream, Publisher: r.Publisher, Registry: r.Registry,
 		Log: r.Log, Status: r.Status, Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		r.Close()
@@ -445,7 +487,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 		return fmt.Errorf("open fan-out consumer: %w", err)
 	}
 	fan := &fanout.Fanout{JS: r.JetStream, Consumer: eventsConsumer, Registry: r.Registry, Log: r.Log,
-		EventsIn: r.metrics.eventsIn, Logger: r.Logger.WithName("fanout"), Workers: o.FanoutWorkers, Filtered: r.Status}
+		EventsIn: r.metrics.eventsIn, NoWorkspace: r.metrics.noWorkspace, Logger: r.Logger.WithName("fanout"), Workers: o.FanoutWorkers, Filtered: r.Status}
 	disp := &dispatch.Dispatcher{JS: r.JetStream, Log: r.Log, Registry: r.Registry, Status: r.Status, Metrics: r.metrics.dispatch,
 		Logger: r.Logger.WithName("dispatch"), Replicas: o.Replicas, MaxPending: o.MaxAckPending, ShutdownGrace: o.ShutdownGrace,
 		OnDead: r.Status.DeliveryDead}

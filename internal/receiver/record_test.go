@@ -58,7 +58,7 @@ func TestLargeResponsesManyAttempts(t *testing.T) {
 	delivered := func() {
 		t.Helper()
 		marker++
-		publish(t, miraapi.EventRoleplayCompleted, map[string]string{"roleplay_id": fmt.Sprint("rp-", marker)})
+		publish(t, ns, miraapi.EventRoleplayCompleted, map[string]string{"roleplay_id": fmt.Sprint("rp-", marker)})
 		eventually(t, "marker delivered", func() error {
 			if n := count(miraapi.EventRoleplayCompleted); n < marker {
 				return fmt.Errorf("%d of %d markers delivered", n, marker)
@@ -66,7 +66,7 @@ func TestLargeResponsesManyAttempts(t *testing.T) {
 			return nil
 		})
 	}
-	id := publish(t, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m-big"})
+	id := publish(t, ns, miraapi.EventMeetingFailed, map[string]string{"meeting_id": "m-big"})
 	dlv := fanout.DeliveryID(id, string(w.UID))
 	var rec datav1.Delivery
 	for k := 1; ; k++ {

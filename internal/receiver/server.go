@@ -1,10 +1,14 @@
 package receiver
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/deliverylog"
 	"github.com/mira/mira-operator/internal/events"
 )
@@ -27,6 +31,10 @@ func NewServer(addr string, h http.Handler) *http.Server {
 	}
 }
 
+// ResourceEvents is the data.platform.mira.io resource whose "create"
+// permission POST /v1/namespaces/{namespace}/events needs.
+const ResourceEvents = "events"
+
 // routes mounts every stage's routes and the mounted parts' on one mux.
 func (r *Receiver) routes() http.Handler {
 	log := r.Logger.WithName("api")
@@ -40,7 +48,12 @@ func (r *Receiver) routes() http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.Handle("POST /v1/events", token(&events.Handler{Publisher: r.Publisher, Logger: log}))
+	publish := &events.Handler{Publisher: r.Publisher, DefaultNamespace: r.Workspaces.DefaultNamespace, Logger: log}
+	// Legacy: the static api-token publishes in the default workspace only.
+	mux.Handle("POST /v1/events", token(publish))
+	// A Kubernetes identity allowed to create events.data.platform.mira.io
+	// in the namespace publishes in that workspace.
+	mux.Handle("POST /v1/namespaces/{namespace}/events", r.Auth.Require(ResourceEvents, r.servedWorkspace(publish)))
 	deliveries := &deliverylog.Handlers{Store: r.Log, Logger: log, Lookup: func(ns, name string) (string, bool) {
 		if e := r.Registry.Lookup(ns, name); e != nil {
 			return string(e.UID), true
@@ -53,6 +66,40 @@ func (r *Receiver) routes() http.Handler {
 		p.Routes(mux)
 	}
 	return LimitConcurrency(r.Options.MaxInboundConcurrency, mux)
+}
+
+// KnownWorkspace says whether namespace ns looks like a Mira workspace:
+// the default workspace, or a namespace with a WebhookEndpoint or a
+// ScoringTemplate (both from the informer cache, no API call). Inbound
+// webhooks for any other namespace are refused before its integrations
+// Secret is read, so made-up namespaces in URLs cost no API-server GETs.
+func (r *Receiver) KnownWorkspace(ctx context.Context, ns string) bool {
+	if ns != "" && ns == r.Workspaces.DefaultNamespace {
+		return true
+	}
+	c := r.Manager.GetCache()
+	var eps miraapi.WebhookEndpointList
+	if err := c.List(ctx, &eps, client.InNamespace(ns)); err == nil && len(eps.Items) > 0 {
+		return true
+	}
+	var tmpls miraapi.ScoringTemplateList
+	return c.List(ctx, &tmpls, client.InNamespace(ns)) == nil && len(tmpls.Items) > 0
+}
+
+// servedWorkspace answers 404 for a workspace outside --watch-namespace
+// (and the default workspace): its events could reach no endpoint here.
+func (r *Receiver) servedWorkspace(next http.Handler) http.Handler {
+	watch := r.Options.WatchNamespace
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if ns := req.PathValue("namespace"); watch != "" && ns != watch && ns != r.Workspaces.DefaultNamespace {
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"error":"no such workspace"}` + "\n"))
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
 }
 
 // LimitConcurrency serves at most n requests at once (n ≤ 0: no limit);

@@ -36,6 +36,9 @@ var (
 	recvURL string
 	intNS   = "mira-system"
 	dataDir string
+	// publisherToken is a ServiceAccount token allowed to create
+	// events.data.platform.mira.io in every namespace.
+	publisherToken string
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -87,6 +90,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 
+	if publisherToken, err = serviceAccountToken(ctx, intNS, "test-publisher", ""); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	dir, err := os.MkdirTemp("", "mira-receiver-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -147,15 +154,24 @@ func eventually(t *testing.T, what string, cond func() error) {
 	testenv.Eventually(t, what, 45*time.Second, cond)
 }
 
-// publish posts an event to the receiver's API.
-func publish(t *testing.T, event string, data any) string {
+// publish posts an event to workspace ns through the receiver's API, as a
+// ServiceAccount allowed to create events in every namespace.
+func publish(t *testing.T, ns, event string, data any) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"event": event, "data": data})
-	resp := apiRequest(t, http.MethodPost, "/v1/events", body)
+	req, err := http.NewRequest(http.MethodPost, recvURL+"/v1/namespaces/"+ns+"/events", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+publisherToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
 		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("POST /v1/events: %d %s", resp.StatusCode, b)
+		t.Fatalf("POST /v1/namespaces/%s/events: %d %s", ns, resp.StatusCode, b)
 	}
 	var out struct{ ID string }
 	_ = json.NewDecoder(resp.Body).Decode(&out)

@@ -51,7 +51,7 @@ func TestEventWaitsForMissingSecret(t *testing.T) {
 		}
 		return nil
 	})
-	id := publish(t, miraapi.EventReportCompleted, map[string]string{"report_id": "r-later", "meeting_id": "m", "user_id": "u"})
+	id := publish(t, ns, miraapi.EventReportCompleted, map[string]string{"report_id": "r-later", "meeting_id": "m", "user_id": "u"})
 	dlv := fanout.DeliveryID(id, string(w.UID))
 	eventually(t, "delivery pending with its reason", func() error {
 		rec := getRecord(t, dlv)
@@ -107,7 +107,7 @@ func TestSpecEditThenPublishArrives(t *testing.T) {
 		}
 		return nil
 	})
-	publish(t, miraapi.EventReportCompleted, map[string]string{"report_id": "r-edit", "meeting_id": "m", "user_id": "u"})
+	publish(t, ns, miraapi.EventReportCompleted, map[string]string{"report_id": "r-edit", "meeting_id": "m", "user_id": "u"})
 	got := c.waitFor(t, 1)
 	verifyDelivery(t, got[0], []string{secret}, miraapi.EventReportCompleted)
 	if path := got[0].Path; path != "/new" {

@@ -35,6 +35,9 @@ type Input struct {
 type Report struct {
 	// ReportID is deterministic for a subject and template; see ReportID.
 	ReportID string `json:"report_id"`
+	// Namespace is the workspace the report belongs to; it is stored in
+	// the reports bucket under "<namespace>.<report_id>".
+	Namespace string `json:"namespace,omitempty"`
 	// MeetingID is set for meeting reports.
 	MeetingID string `json:"meeting_id,omitempty"`
 	// RoleplayID is set for roleplay reports.

@@ -31,6 +31,8 @@ type Reader struct {
 	TTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxEntries bounds the cached Secrets; 0 means DefaultMaxEntries.
+	MaxEntries int
 
 	mu      sync.Mutex
 	entries map[types.NamespacedName]entry
@@ -78,6 +80,12 @@ func (r *Reader) Get(ctx context.Context, key client.ObjectKey, obj client.Objec
 		if len(r.entries) >= pruneAt {
 			r.pruneLocked(now)
 		}
+		if limit := r.maxEntries(); len(r.entries) >= limit {
+			// Still full of live entries: forget half of them (a cache,
+			// so it only costs GETs), keeping memory bounded whatever
+			// names requests make the receiver read.
+			r.evictLocked(limit / 2)
+		}
 		r.entries[key] = e
 		r.mu.Unlock()
 	}
@@ -106,6 +114,26 @@ func (r *Reader) Forget(key client.ObjectKey) {
 // pruneAt is the entry count at which a miss first drops expired entries,
 // so the map stays bounded by the Secrets read within one TTL.
 const pruneAt = 1024
+
+// DefaultMaxEntries bounds the cache: past it, live entries are evicted too.
+const DefaultMaxEntries = 16384
+
+func (r *Reader) maxEntries() int {
+	if r.MaxEntries > 0 {
+		return r.MaxEntries
+	}
+	return DefaultMaxEntries
+}
+
+// evictLocked drops entries (in map order, which is random) until n remain.
+func (r *Reader) evictLocked(n int) {
+	for k := range r.entries {
+		if len(r.entries) <= n {
+			return
+		}
+		delete(r.entries, k)
+	}
+}
 
 // Prune drops expired entries.
 func (r *Reader) Prune() {

@@ -2,6 +2,7 @@ package secretcache
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -85,5 +86,31 @@ func TestGetCachesByNameForTTL(t *testing.T) {
 	r.Prune()
 	if n := len(r.entries); n != 0 {
 		t.Fatalf("%d entries after prune", n)
+	}
+}
+
+// Reads of many names within one TTL (made-up namespaces in URLs, say)
+// never grow the cache past its bound.
+func TestCacheStaysBounded(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = corev1.AddToScheme(scheme)
+	api := fake.NewClientBuilder().WithScheme(scheme).Build()
+	r, err := New(api, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.MaxEntries = 64
+	ctx := context.Background()
+	for i := range 1000 {
+		err := r.Get(ctx, types.NamespacedName{Namespace: "ns", Name: "s" + strconv.Itoa(i)}, &corev1.Secret{})
+		if !apierrors.IsNotFound(err) {
+			t.Fatalf("Get: %v", err)
+		}
+		r.mu.Lock()
+		n := len(r.entries)
+		r.mu.Unlock()
+		if n > r.MaxEntries {
+			t.Fatalf("%d entries after %d reads, bound %d", n, i+1, r.MaxEntries)
+		}
 	}
 }

@@ -84,7 +84,7 @@ func TestReceiverSurvivesSIGKILL(t *testing.T) {
 	startReceiver := func() *harness.Process {
 		p := start(t, "receiver", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(port), "--metrics-bind-address=0",
 			"--data-dir="+dataDir, "--integrations-secret=mira-system/mira-integrations", "--allowed-cidrs=127.0.0.0/8",
-			"--status-interval=500ms")
+			"--status-interval=500ms", "--default-workspace="+ns)
 		eventually(t, "receiver ready", 60*time.Second, func() error {
 			resp, err := http.Get(url + "/readyz")
 			if err != nil {

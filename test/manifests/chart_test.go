@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,6 +112,22 @@ func chartOptions() []chartOption {
 			for _, name := range []string{"mira-manager", "mira-receiver"} {
 				if got := image(t, find(t, objs, "Deployment", name)); got != "ghcr.io/mira/mira-operator@"+digest {
 					t.Errorf("%s image = %s, want it pinned by digest", name, got)
+				}
+			}
+		}},
+		{name: "workspaces and cross-namespace targets", set: []string{"allowCrossNamespaceTargets=true", "workspaces.default=team-a",
+			"workspaces.integrationsSecretName=team-secrets", "workspaces.authCacheTTL=30s"}, check: func(t *testing.T, objs []*unstructured.Unstructured) {
+			want := map[string][]string{
+				"mira-manager": {"--allow-cross-namespace-targets"},
+				"mira-receiver": {"--allow-cross-namespace-targets", "--default-workspace=team-a",
+					"--workspace-integrations-secret-name=team-secrets", "--auth-cache-ttl=30s"},
+			}
+			for name, flags := range want {
+				args, _, _ := unstructured.NestedStringSlice(container(t, find(t, objs, "Deployment", name)), "args")
+				for _, f := range flags {
+					if !slices.Contains(args, f) {
+						t.Errorf("%s args %v lack %s", name, args, f)
+					}
 				}
 			}
 		}},

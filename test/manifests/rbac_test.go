@@ -112,7 +112,8 @@ func TestRBAC(t *testing.T) {
 		allow("update", "coordination.k8s.io", "leases", "", Namespace),
 		deny("create", "coordination.k8s.io", "leases", "", team),
 		deny("delete", "coordination.k8s.io", "leases", "", Namespace),
-		// Checks scrapers of its secure /metrics.
+		// Checks scrapers of its secure /metrics and publishers on
+		// /v1/namespaces/{namespace}/events|roleplays.
 		allow("create", "authentication.k8s.io", "tokenreviews", "", ""),
 		allow("create", "authorization.k8s.io", "subjectaccessreviews", "", ""),
 	}
@@ -189,8 +190,9 @@ func TestUserRolesAggregate(t *testing.T) {
 	objs := kustomize(t, "config/default")
 	ensureNamespace(t, objs)
 	aggregate := map[string][]string{
-		"mira-view": {"view", "edit", "admin"},
-		"mira-edit": {"edit", "admin"},
+		"mira-view":           {"view", "edit", "admin"},
+		"mira-edit":           {"edit", "admin"},
+		"mira-data-publisher": {"edit", "admin"},
 	}
 	for _, rendered := range [][]*unstructured.Unstructured{objs, helmTemplate(t)} {
 		for name, into := range aggregate {
@@ -211,7 +213,7 @@ func TestUserRolesAggregate(t *testing.T) {
 	}
 	// alice holds mira-view in team-a, bob holds mira-view and mira-edit
 	// there (edit includes view), as the aggregated roles would give them.
-	for _, b := range []struct{ user, role string }{{"alice", "mira-view"}, {"bob", "mira-view"}, {"bob", "mira-edit"}} {
+	for _, b := range []struct{ user, role string }{{"alice", "mira-view"}, {"bob", "mira-view"}, {"bob", "mira-edit"}, {"bob", "mira-data-publisher"}} {
 		rb := &rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Namespace: team, Name: b.user + "-" + b.role},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: b.role},
@@ -241,6 +243,13 @@ func TestUserRolesAggregate(t *testing.T) {
 		// A RoleBinding gives nothing outside its namespace.
 		viewer = append(viewer, deny("get", mira, res, "", "team-b"))
 		editor = append(editor, deny("create", mira, res, "", "team-b"))
+	}
+	// Publishing into the workspace (the receiver's SubjectAccessReview):
+	// edit may, view may not, and only in the bound namespace.
+	for _, res := range []string{"events", "roleplays"} {
+		viewer = append(viewer, deny("create", "data.platform.mira.io", res, "", team))
+		editor = append(editor, allow("create", "data.platform.mira.io", res, "", team),
+			deny("create", "data.platform.mira.io", res, "", "team-b"))
 	}
 	viewer = append(viewer, deny("get", "", "secrets", "", team))
 	editor = append(editor, deny("get", "", "secrets", "", team), deny("update", mira, "webhookendpoints", "finalizers", team))

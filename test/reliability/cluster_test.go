@@ -131,7 +131,7 @@ func TestClusterMode(t *testing.T) {
 	procs := make([]*harness.Process, 2)
 	startRecv := func(i int) {
 		procs[i] = start(t, fmt.Sprintf("receiver-%d", i), receiverArgs(ports[i],
-			"--nats-url="+cluster.url(), "--stream-replicas=3", "--leader-elect", "--leader-election-namespace=mira-system",
+			"--default-workspace=cluster", "--nats-url="+cluster.url(), "--stream-replicas=3", "--leader-elect", "--leader-election-namespace=mira-system",
 			"--leader-elect-lease-duration=15s", "--leader-elect-renew-deadline=10s", "--leader-elect-retry-period=2s")...)
 	}
 	// One after the other: the first creates the replicated streams.

@@ -128,7 +128,7 @@ func TestBadConsumers(t *testing.T) {
 
 	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	p := start(t, "receiver-bad-consumers", receiverArgs(port, "--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+ns)...)
+	p := start(t, "receiver-bad-consumers", receiverArgs(port, "--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+ns, "--default-workspace="+ns)...)
 	waitReady(t, url, p)
 
 	began := time.Now()

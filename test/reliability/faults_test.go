@@ -40,7 +40,7 @@ func TestEmbeddedSIGKILL(t *testing.T) {
 	var proc *harness.Process
 	var mu sync.Mutex
 	startRecv := func() {
-		p := start(t, "receiver-embedded", receiverArgs(port, "--data-dir="+dataDir)...)
+		p := start(t, "receiver-embedded", receiverArgs(port, "--data-dir="+dataDir, "--default-workspace=embedded-crash")...)
 		waitReady(t, url, p)
 		mu.Lock()
 		proc = p
@@ -95,7 +95,7 @@ func TestAPIServerOutage(t *testing.T) {
 	consumer, w := sink(t, "apiserver-outage", "sink")
 	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	p := start(t, "receiver-outage", receiverArgs(port, "--data-dir="+filepath.Join(t.TempDir(), "data"))...)
+	p := start(t, "receiver-outage", receiverArgs(port, "--data-dir="+filepath.Join(t.TempDir(), "data"), "--default-workspace=apiserver-outage")...)
 	waitReady(t, url, p)
 	urls := func() []string { return []string{url} }
 

@@ -48,7 +48,7 @@ func TestInboundFloods(t *testing.T) {
 	port, metricsPort := harness.FreePort(t), harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	dataDir := filepath.Join(t.TempDir(), "data")
-	args := receiverArgs(port, "--data-dir="+dataDir, "--watch-namespace="+ns)
+	args := receiverArgs(port, "--data-dir="+dataDir, "--watch-namespace="+ns, "--default-workspace="+ns)
 	// The later flag wins. The scrape below uses the documented plain-HTTP
 	// opt-out; internal/metricsendpoint tests the authenticated default.
 	args = append(args, "--metrics-bind-address=127.0.0.1:"+strconv.Itoa(metricsPort), "--metrics-secure=false")

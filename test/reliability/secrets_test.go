@@ -46,7 +46,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	consumer, w := sink(t, ns, "sink")
 	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	rcv := start(t, "receiver-secrets", receiverArgs(port, "--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+ns)...)
+	rcv := start(t, "receiver-secrets", receiverArgs(port, "--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+ns, "--default-workspace="+ns)...)
 	waitReady(t, url, rcv)
 
 	const events = 5

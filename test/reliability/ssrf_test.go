@@ -61,7 +61,7 @@ func TestSSRF(t *testing.T) {
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := start(t, "receiver-ssrf", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(port), "--metrics-bind-address=0",
 		"--integrations-secret=mira-system/mira-integrations", "--status-interval=500ms",
-		"--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+ns)
+		"--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+ns, "--default-workspace="+ns)
 	waitReady(t, url, p)
 	eventually(t, "event accepted", time.Minute, func() error {
 		code, err := postTyped(url, "evt_ssrf_"+runID, miraapi.EventReportCompleted, map[string]string{"report_id": "ssrf"})
@@ -110,7 +110,7 @@ func TestSSRF(t *testing.T) {
 	endpointConfigured(t, private)
 	port2 := harness.FreePort(t)
 	url2 := "http://127.0.0.1:" + strconv.Itoa(port2)
-	p2 := start(t, "receiver-ssrf-allowed", receiverArgs(port2, "--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+allowedNS)...)
+	p2 := start(t, "receiver-ssrf-allowed", receiverArgs(port2, "--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+allowedNS, "--default-workspace="+allowedNS)...)
 	waitReady(t, url2, p2)
 	if code, err := postTyped(url2, "evt_ssrf_allowed_"+runID, miraapi.EventReportCompleted, map[string]string{"report_id": "allowed"}); err != nil || code != http.StatusAccepted {
 		t.Fatalf("POST: %d %v", code, err)
