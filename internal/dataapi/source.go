@@ -1,0 +1,214 @@
+package dataapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
+)
+
+// ErrNotFound is returned by a Source when a delivery or report does not
+// exist in the namespace asked for.
+var ErrNotFound = errors.New("not found")
+
+// MaxListItems bounds one list answer; the newest items are kept.
+const MaxListItems = 5000
+
+// Source is what the API reads: the delivery log and the stored reports.
+// An empty namespace means every namespace.
+type Source interface {
+	// Deliveries returns the namespace's delivery records, newest first.
+	Deliveries(ctx context.Context, namespace string) ([]datav1.Delivery, error)
+	// Delivery returns one record by delivery id.
+	Delivery(ctx context.Context, namespace, id string) (*datav1.Delivery, error)
+	// Reports returns the namespace's stored reports.
+	Reports(ctx context.Context, namespace string) ([]StoredReport, error)
+	// Report returns one stored report by report id.
+	Report(ctx context.Context, namespace, id string) (*StoredReport, error)
+}
+
+// StoredReport is one entry of the reports bucket: the scored report's JSON
+// (scoring.Report plus "namespace") under "<namespace>.<report id>".
+type StoredReport struct {
+	Namespace string
+	ID        string
+	JSON      []byte
+}
+
+// KVSource reads the JetStream KV buckets the receiver writes: the delivery
+// log (keys "<endpoint uid>.<creation ms>.<delivery id>", records carry
+// their namespace) and the reports (keys "<namespace>.<report id>").
+type KVSource struct {
+	DeliveryLog jetstream.KeyValue
+	ReportsKV   jetstream.KeyValue
+	// EndpointUIDs, when set, lists the uids of a namespace's endpoints
+	// (the registry knows them), so a namespaced list reads only their
+	// records. Without it a namespaced list scans the whole log. Records of
+	// deleted endpoints stay visible in all-namespace lists only when set.
+	EndpointUIDs func(namespace string) []string
+}
+
+// Deliveries implements Source.
+func (s *KVSource) Deliveries(ctx context.Context, namespace string) ([]datav1.Delivery, error) {
+	filters := []string{">"}
+	if namespace != "" && s.EndpointUIDs != nil {
+		filters = filters[:0]
+		for _, uid := range s.EndpointUIDs(namespace) {
+			filters = append(filters, uid+".>")
+		}
+		if len(filters) == 0 {
+			return nil, nil
+		}
+	}
+	keys, err := listKeys(ctx, s.DeliveryLog, filters)
+	if err != nil {
+		return nil, fmt.Errorf("list delivery log: %w", err)
+	}
+	// Keys sort by creation within an endpoint; order all by the time token.
+	sort.Slice(keys, func(i, j int) bool { return keyTime(keys[i]) > keyTime(keys[j]) })
+	var out []datav1.Delivery
+	for _, k := range keys {
+		if len(out) == MaxListItems {
+			break
+		}
+		r, err := s.readDelivery(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue // expired meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		if namespace == "" || r.Namespace == namespace {
+			out = append(out, *r)
+		}
+	}
+	return out, nil
+}
+
+// Delivery implements Source.
+func (s *KVSource) Delivery(ctx context.Context, namespace, id string) (*datav1.Delivery, error) {
+	if !validToken(id) {
+		return nil, ErrNotFound
+	}
+	keys, err := listKeys(ctx, s.DeliveryLog, []string{"*.*." + id})
+	if err != nil {
+		return nil, fmt.Errorf("look up delivery %s: %w", id, err)
+	}
+	for _, k := range keys {
+		r, err := s.readDelivery(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if r.Namespace == namespace {
+			return r, nil
+		}
+	}
+	return nil, ErrNotFound
+}
+
+// Reports implements Source.
+func (s *KVSource) Reports(ctx context.Context, namespace string) ([]StoredReport, error) {
+	filter := ">"
+	if namespace != "" {
+		if !validToken(namespace) {
+			return nil, nil
+		}
+		filter = namespace + ".*"
+	}
+	keys, err := listKeys(ctx, s.ReportsKV, []string{filter})
+	if err != nil {
+		return nil, fmt.Errorf("list reports: %w", err)
+	}
+	sort.Strings(keys)
+	var out []StoredReport
+	for _, k := range keys {
+		ns, id, ok := strings.Cut(k, ".")
+		if !ok || len(out) == MaxListItems {
+			continue // not of the namespaced scheme, or enough
+		}
+		r, err := s.readReport(ctx, ns, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *r)
+	}
+	return out, nil
+}
+
+// Report implements Source.
+func (s *KVSource) Report(ctx context.Context, namespace, id string) (*StoredReport, error) {
+	if !validToken(namespace) || !validToken(id) {
+		return nil, ErrNotFound
+	}
+	return s.readReport(ctx, namespace, id)
+}
+
+func (s *KVSource) readReport(ctx context.Context, namespace, id string) (*StoredReport, error) {
+	e, err := s.ReportsKV.Get(ctx, namespace+"."+id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read report %s: %w", id, err)
+	}
+	return &StoredReport{Namespace: namespace, ID: id, JSON: e.Value()}, nil
+}
+
+func (s *KVSource) readDelivery(ctx context.Context, key string) (*datav1.Delivery, error) {
+	e, err := s.DeliveryLog.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read delivery %s: %w", key, err)
+	}
+	r := &datav1.Delivery{}
+	if err := json.Unmarshal(e.Value(), r); err != nil {
+		return nil, fmt.Errorf("decode delivery %s: %w", key, err)
+	}
+	return r, nil
+}
+
+// listKeys returns the keys matching any of the filters (none: empty).
+func listKeys(ctx context.Context, kv jetstream.KeyValue, filters []string) ([]string, error) {
+	lister, err := kv.ListKeysFiltered(ctx, filters...)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = lister.Stop() }()
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// keyTime is the zero-padded creation token of a delivery-log key.
+func keyTime(key string) string {
+	parts := strings.SplitN(key, ".", 3)
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[1]
+}
+
+// validToken reports whether s can stand as one NATS subject token: no
+// wildcards, dots or spaces, so a name cannot widen a key filter.
+func validToken(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ".*> \t\r\n")
+}
