@@ -111,7 +111,7 @@ func TestFullFlow(t *testing.T) {
 	recvURL := "http://127.0.0.1:" + strconv.Itoa(recvPort)
 	listenPort := harness.FreePort(t)
 	start(t, "manager", "manager", "--allow-insecure-urls", "--metrics-bind-address=0", "--health-probe-bind-address=0")
-	start(t, "receiver", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(recvPort), "--metrics-bind-address=0",
+	start(t, "receiver", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(recvPort), "--metrics-bind-address=0", "--data-api-bind-address=0",
 		"--data-dir="+filepath.Join(workDir, "flow-data"), "--integrations-secret=mira-system/mira-integrations",
 		"--allowed-cidrs=127.0.0.0/8", "--status-interval=500ms", "--recall-api-url="+recallAPI.URL, "--templates-namespace="+ns)
 	// The plugin finds the local receiver through this Service's local-url annotation.
