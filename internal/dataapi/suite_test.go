@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -96,7 +95,13 @@ func run(m *testing.M) (int, error) {
 	if reportKV, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: queue.ReportsBucket}); err != nil {
 		return 0, err
 	}
-	srv, err := dataapi.New(cfg, &dataapi.KVSource{DeliveryLog: deliveryKV, ReportsKV: reportKV}, dataapi.Options{BindAddress: "127.0.0.1:0"})
+	certDir := filepath.Join(workDir, "serving")
+	caBundle, err := testenv.WriteServingCert(certDir, []string{"mira-data-api.mira-system.svc"})
+	if err != nil {
+		return 0, err
+	}
+	srv, err := dataapi.New(cfg, &dataapi.KVSource{DeliveryLog: deliveryKV, ReportsKV: reportKV},
+		dataapi.Options{BindAddress: "127.0.0.1:0", CertDir: certDir})
 	if err != nil {
 		return 0, err
 	}
@@ -108,7 +113,7 @@ func run(m *testing.M) (int, error) {
 			fmt.Fprintln(os.Stderr, "data API server:", err)
 		}
 	}()
-	if err := register(ctx, srv.Addr().(*net.TCPAddr).Port); err != nil {
+	if err := register(ctx, srv.Addr().(*net.TCPAddr).Port, caBundle); err != nil {
 		return 0, err
 	}
 	if err := setupUsers(ctx); err != nil {
@@ -121,53 +126,26 @@ func run(m *testing.M) (int, error) {
 }
 
 // register points an APIService at the server through an ExternalName
-// Service naming localhost, and waits until the aggregator finds it
-// Available.
-func register(ctx context.Context, port int) error {
-	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "mira-system"}}); err != nil {
-		return err
-	}
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "mira-data-api", Namespace: "mira-system"},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeExternalName, ExternalName: "localhost",
-			Ports: []corev1.ServicePort{{Name: "https", Port: int32(port)}},
-		},
-	}
-	if err := k8s.Create(ctx, svc); err != nil {
-		return err
-	}
-	apiSvc := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-		"metadata": map[string]any{"name": "v1alpha1." + datav1.GroupName},
-		"spec": map[string]any{
-			"group": datav1.GroupName, "version": "v1alpha1",
-			"service":               map[string]any{"namespace": "mira-system", "name": "mira-data-api", "port": int64(port)},
-			"insecureSkipTLSVerify": true, "groupPriorityMinimum": int64(1000), "versionPriority": int64(15),
-		},
-	}}
-	if err := k8s.Create(ctx, apiSvc); err != nil {
+// Service naming localhost, verified with the serving certificate's CA,
+// and waits until the aggregator finds it Available.
+func register(ctx context.Context, port int, caBundle []byte) error {
+	if err := testenv.RegisterLocalAPIService(ctx, k8s, "mira-system", "mira-data-api", datav1.GroupName, port, caBundle); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(60 * time.Second)
+	msg := ""
 	for time.Now().Before(deadline) {
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(apiSvc), apiSvc); err == nil && available(apiSvc) {
+		ok, m, err := testenv.APIServiceAvailable(ctx, k8s, "v1alpha1."+datav1.GroupName)
+		if err != nil {
+			return err
+		}
+		if ok {
 			return nil
 		}
+		msg = m
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("APIService never became Available: %v", apiSvc.Object["status"])
-}
-
-func available(u *unstructured.Unstructured) bool {
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == "Available" && m["status"] == "True" {
-			return true
-		}
-	}
-	return false
+	return fmt.Errorf("APIService never became Available: %s", msg)
 }
 
 // setupUsers writes the admin's kubeconfig and alice's, who may read
