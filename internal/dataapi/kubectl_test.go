@@ -44,6 +44,8 @@ var (
 	reportJSON = `{"report_id":"rpt_0123456789abcdef01234567","meeting_id":"mtg_1","user_id":"u-7","template":{"namespace":"team-a","name":"discovery","generation":3},"overall_score":82.5,"passed":true,"passing_score":70,"criteria":[],"participants":[],"duration_seconds":600,"rep":{},"generated_at":"2026-01-02T03:04:05Z","namespace":"team-a"}`
 )
 
+const legacyReportJSON = `{"report_id":"rpt_00000000000000000000beef","roleplay_id":"rp_1","user_id":"u-9","template":{"namespace":"team-b","name":"discovery","generation":1},"overall_score":40,"passed":false,"generated_at":"2026-01-01T00:00:00Z"}`
+
 func writeFixtures(ctx context.Context) error {
 	for _, d := range []datav1.Delivery{crmOK, billingDead, otherTeam} {
 		b, err := json.Marshal(d)
@@ -54,7 +56,11 @@ func writeFixtures(ctx context.Context) error {
 			return err
 		}
 	}
-	_, err := reportKV.Put(ctx, "team-a.rpt_0123456789abcdef01234567", []byte(reportJSON))
+	if _, err := reportKV.Put(ctx, "team-a.rpt_0123456789abcdef01234567", []byte(reportJSON)); err != nil {
+		return err
+	}
+	// Written before reports were namespaced: the key is the id alone.
+	_, err := reportKV.Put(ctx, "rpt_00000000000000000000beef", []byte(legacyReportJSON))
 	return err
 }
 
@@ -191,6 +197,24 @@ func TestRBACAllowsOwnNamespaceOnly(t *testing.T) {
 		if err == nil || !strings.Contains(stderr, "Forbidden") && !strings.Contains(stderr, "forbidden") {
 			t.Errorf("alice %v: want Forbidden, got err %v: %s", args, err, stderr)
 		}
+	}
+}
+
+func TestKubectlGetLegacyReportsInTheirTemplatesNamespace(t *testing.T) {
+	out, stderr, err := kubectl(t, adminConfig, "get", "reports", "-A", "--no-headers")
+	if err != nil {
+		t.Fatalf("kubectl get reports -A: %v\n%s", err, stderr)
+	}
+	got := rows(out)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "team-a rpt-0123456789abcdef01234567 u-7 ") ||
+		!strings.HasPrefix(got[1], "team-b rpt-00000000000000000000beef u-9 discovery 40 false ") {
+		t.Fatalf("reports -A:\n%s", out)
+	}
+	if _, stderr, err := kubectl(t, adminConfig, "get", "report", "rpt-00000000000000000000beef", "-n", "team-b"); err != nil {
+		t.Errorf("get legacy report in team-b: %v: %s", err, stderr)
+	}
+	if _, stderr, err := kubectl(t, adminConfig, "get", "report", "rpt-00000000000000000000beef", "-n", "team-a"); err == nil || !strings.Contains(stderr, "NotFound") {
+		t.Errorf("legacy report of team-b through team-a: want NotFound, got %v: %s", err, stderr)
 	}
 }
 

@@ -115,35 +115,44 @@ func (s *KVSource) Delivery(ctx context.Context, namespace, id string) (*datav1.
 	return nil, ErrNotFound
 }
 
-// Reports implements Source.
+// Reports implements Source. Keys "<namespace>.<report id>" are read as
+// such; legacy keys "<report id>" (written before reports were namespaced)
+// belong to the namespace their JSON names ("namespace", else the
+// template's).
 func (s *KVSource) Reports(ctx context.Context, namespace string) ([]StoredReport, error) {
-	filter := ">"
+	filters := []string{">"} // NATS refuses overlapping filters: ">" alone
 	if namespace != "" {
 		if !validToken(namespace) {
 			return nil, nil
 		}
-		filter = namespace + ".*"
+		filters = []string{namespace + ".*", "*"}
 	}
-	keys, err := listKeys(ctx, s.ReportsKV, []string{filter})
+	keys, err := listKeys(ctx, s.ReportsKV, filters)
 	if err != nil {
 		return nil, fmt.Errorf("list reports: %w", err)
 	}
-	sort.Strings(keys)
 	var out []StoredReport
 	for _, k := range keys {
-		ns, id, ok := strings.Cut(k, ".")
-		if !ok || len(out) == MaxListItems {
-			continue // not of the namespaced scheme, or enough
+		if len(out) == MaxListItems {
+			break
 		}
-		r, err := s.readReport(ctx, ns, id)
+		r, err := s.readKey(ctx, k)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *r)
+		if namespace == "" || r.Namespace == namespace {
+			out = append(out, *r)
+		}
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out, nil
 }
 
@@ -152,18 +161,48 @@ func (s *KVSource) Report(ctx context.Context, namespace, id string) (*StoredRep
 	if !validToken(namespace) || !validToken(id) {
 		return nil, ErrNotFound
 	}
-	return s.readReport(ctx, namespace, id)
+	r, err := s.readKey(ctx, namespace+"."+id)
+	if errors.Is(err, ErrNotFound) {
+		r, err = s.readKey(ctx, id) // legacy key
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Namespace != namespace {
+		return nil, ErrNotFound
+	}
+	return r, nil
 }
 
-func (s *KVSource) readReport(ctx context.Context, namespace, id string) (*StoredReport, error) {
-	e, err := s.ReportsKV.Get(ctx, namespace+"."+id)
+// readKey reads a report entry under either key scheme.
+func (s *KVSource) readKey(ctx context.Context, key string) (*StoredReport, error) {
+	e, err := s.ReportsKV.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read report %s: %w", id, err)
+		return nil, fmt.Errorf("read report %s: %w", key, err)
 	}
-	return &StoredReport{Namespace: namespace, ID: id, JSON: e.Value()}, nil
+	if ns, id, ok := strings.Cut(key, "."); ok {
+		return &StoredReport{Namespace: ns, ID: id, JSON: e.Value()}, nil
+	}
+	var owner struct {
+		Namespace string `json:"namespace"`
+		Template  struct {
+			Namespace string `json:"namespace"`
+		} `json:"template"`
+	}
+	if err := json.Unmarshal(e.Value(), &owner); err != nil {
+		return nil, ErrNotFound // not a report this API can place
+	}
+	ns := owner.Namespace
+	if ns == "" {
+		ns = owner.Template.Namespace
+	}
+	if ns == "" {
+		return nil, ErrNotFound
+	}
+	return &StoredReport{Namespace: ns, ID: key, JSON: e.Value()}, nil
 }
 
 func (s *KVSource) readDelivery(ctx context.Context, key string) (*datav1.Delivery, error) {
