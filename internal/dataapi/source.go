@@ -54,7 +54,9 @@ type KVSource struct {
 	EndpointUIDs func(namespace string) []string
 }
 
-// Deliveries implements Source.
+// Deliveries implements Source. It reads the log in one pass of a KV
+// watcher (the bucket's current values, then a marker), not one Get per
+// key.
 func (s *KVSource) Deliveries(ctx context.Context, namespace string) ([]datav1.Delivery, error) {
 	filters := []string{">"}
 	if namespace != "" && s.EndpointUIDs != nil {
@@ -66,27 +68,39 @@ func (s *KVSource) Deliveries(ctx context.Context, namespace string) ([]datav1.D
 			return nil, nil
 		}
 	}
-	keys, err := listKeys(ctx, s.DeliveryLog, filters)
+	w, err := s.DeliveryLog.WatchFiltered(ctx, filters, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, fmt.Errorf("list delivery log: %w", err)
+		return nil, fmt.Errorf("read delivery log: %w", err)
 	}
-	// Keys sort by creation within an endpoint; order all by the time token.
-	sort.Slice(keys, func(i, j int) bool { return keyTime(keys[i]) > keyTime(keys[j]) })
-	var out []datav1.Delivery
-	for _, k := range keys {
-		if len(out) == MaxListItems {
-			break
+	defer func() { _ = w.Stop() }()
+	type keyed struct {
+		key string
+		rec datav1.Delivery
+	}
+	var all []keyed
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read delivery log: %w", ctx.Err())
 		}
-		r, err := s.readDelivery(ctx, k)
-		if errors.Is(err, ErrNotFound) {
-			continue // expired meanwhile
+		if e == nil {
+			break // the current values are all delivered
 		}
-		if err != nil {
-			return nil, err
+		var r datav1.Delivery
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			return nil, fmt.Errorf("decode delivery %s: %w", e.Key(), err)
 		}
 		if namespace == "" || r.Namespace == namespace {
-			out = append(out, *r)
+			all = append(all, keyed{e.Key(), r})
 		}
+	}
+	// Keys sort by creation within an endpoint; order all by the time token.
+	sort.Slice(all, func(i, j int) bool { return keyTime(all[i].key) > keyTime(all[j].key) })
+	out := make([]datav1.Delivery, 0, min(len(all), MaxListItems))
+	for _, k := range all[:min(len(all), MaxListItems)] {
+		out = append(out, k.rec)
 	}
 	return out, nil
 }
