@@ -42,12 +42,12 @@ func BenchmarkListNamespace(b *testing.B) {
 	src := &dataapi.KVSource{DeliveryLog: kv}
 	b.ResetTimer()
 	for b.Loop() {
-		recs, err := src.Deliveries(ctx, "team-a")
+		recs, _, err := src.Deliveries(ctx, "team-a")
 		if err != nil || len(recs) != 2000 {
 			b.Fatalf("%d records, %v", len(recs), err)
 		}
 		for i := range recs {
-			_ = dataapi.DeliveryObject(&recs[i])
+			_ = dataapi.DeliveryObject(&recs[i].Delivery)
 		}
 	}
 }

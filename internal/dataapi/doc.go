@@ -7,8 +7,8 @@
 // (TokenReview, and the aggregator's front-proxy request headers trusted
 // through kube-system/extension-apiserver-authentication), authorization
 // delegated with SubjectAccessReview, and one read-only storage per
-// resource (get, list with label selectors, a server-side table). Watch is
-// not served.
+// resource (get, list with label selectors, a server-side table; watch for
+// deliveries, fed by a JetStream KV watcher).
 //
 // Data comes from a Source; KVSource reads the receiver's JetStream KV
 // buckets (delivery log and reports). Records are mapped to API objects in

@@ -1,9 +1,12 @@
 package dataapi_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +108,13 @@ func TestKubectlGetDeliveriesAllNamespaces(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl get deliveries -A: %v\n%s", err, stderr)
 	}
-	got := rows(out)
+	// Other tests write into other namespaces: look at team-a and team-b.
+	var got []string
+	for _, r := range rows(out) {
+		if strings.HasPrefix(r, "team-a ") || strings.HasPrefix(r, "team-b ") {
+			got = append(got, r)
+		}
+	}
 	want := []string{
 		"team-b dlv-00000000000000000000000b01 crm report.completed Pending 0 -",
 		"team-a dlv-00000000000000000000000a02 billing meeting.failed Dead 2 503",
@@ -270,4 +279,77 @@ func TestKubectlExplain(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestKubectlWatch follows `kubectl get deliveries -w`: a delivery written
+// after the list arrives as an event, its next attempt as MODIFIED, and a
+// delivery of another namespace never shows.
+func TestKubectlWatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", adminConfig, "--cache-dir", t.TempDir(),
+		"get", "deliveries", "-n", "team-w", "-w", "--output-watch-events", "--no-headers")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	put := func(d datav1.Delivery) {
+		t.Helper()
+		b, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := deliveryKV.Put(ctx, deliverylog.Key(d.UID, d.Created, d.ID), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await := func(want ...string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("kubectl -w ended before %q: %s", want, stderr.String())
+				}
+				if strings.Contains(l, "dlv-00000000000000000000000c01") {
+					t.Fatalf("a delivery of team-x reached a watch of team-w: %q", l)
+				}
+				if l = strings.Join(strings.Fields(l), " "); slices.ContainsFunc(want, func(w string) bool { return strings.HasPrefix(l, w) }) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q from kubectl -w: %s", want, stderr.String())
+			}
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	other := datav1.Delivery{ID: "dlv_00000000000000000000000c01", Namespace: "team-x", Endpoint: "crm", UID: "uid-x",
+		EventType: "report.completed", State: datav1.StatePending, Created: now, Updated: now}
+	mine := datav1.Delivery{ID: "dlv_00000000000000000000000d01", Namespace: "team-w", Endpoint: "crm", UID: "uid-w",
+		EventType: "report.completed", State: datav1.StatePending, Created: now, Updated: now}
+	// The watch may start before or after these writes: the new delivery
+	// is listed or watched, ADDED either way; the other never shows.
+	put(other)
+	put(mine)
+	await("ADDED dlv-00000000000000000000000d01 crm report.completed Pending 0 - ")
+	mine.State, mine.AttemptCount, mine.Updated = datav1.StateDelivered, 1, now.Add(time.Second)
+	mine.Attempts = []datav1.Attempt{{Number: 1, Time: now, StatusCode: 204, Outcome: datav1.StateDelivered}}
+	put(other)
+	put(mine)
+	await("MODIFIED dlv-00000000000000000000000d01 crm report.completed Delivered 1 204 ")
 }

@@ -23,14 +23,32 @@ const MaxListItems = 5000
 // Source is what the API reads: the delivery log and the stored reports.
 // An empty namespace means every namespace.
 type Source interface {
-	// Deliveries returns the namespace's delivery records, newest first.
-	Deliveries(ctx context.Context, namespace string) ([]datav1.Delivery, error)
+	// Deliveries returns the namespace's delivery records, newest first,
+	// and the revision of the log they were read at.
+	Deliveries(ctx context.Context, namespace string) ([]Record, uint64, error)
+	// WatchDeliveries sends the namespace's records as they are written
+	// after revision from (0: the current records first, marked Initial),
+	// until ctx ends; the channel is closed then.
+	WatchDeliveries(ctx context.Context, namespace string, from uint64) (<-chan Change, error)
 	// Delivery returns one record by delivery id.
 	Delivery(ctx context.Context, namespace, id string) (*datav1.Delivery, error)
 	// Reports returns the namespace's stored reports.
 	Reports(ctx context.Context, namespace string) ([]StoredReport, error)
 	// Report returns one stored report by report id.
 	Report(ctx context.Context, namespace, id string) (*StoredReport, error)
+}
+
+// Record is a delivery-log record with its revision in the log.
+type Record struct {
+	datav1.Delivery
+	Revision uint64
+}
+
+// Change is a record written to the log, seen by a watch.
+type Change struct {
+	Record
+	// Initial marks the current records sent first by a watch from 0.
+	Initial bool
 }
 
 // StoredReport is one entry of the reports bucket: the scored report's JSON
@@ -56,8 +74,8 @@ type KVSource struct {
 
 // Deliveries implements Source. It reads the log in one pass of a KV
 // watcher (the bucket's current values, then a marker), not one Get per
-// key.
-func (s *KVSource) Deliveries(ctx context.Context, namespace string) ([]datav1.Delivery, error) {
+// key. The revision returned is the highest one read.
+func (s *KVSource) Deliveries(ctx context.Context, namespace string) ([]Record, uint64, error) {
 	filters := []string{">"}
 	if namespace != "" && s.EndpointUIDs != nil {
 		filters = filters[:0]
@@ -65,44 +83,99 @@ func (s *KVSource) Deliveries(ctx context.Context, namespace string) ([]datav1.D
 			filters = append(filters, uid+".>")
 		}
 		if len(filters) == 0 {
-			return nil, nil
+			return nil, 0, nil
 		}
 	}
 	w, err := s.DeliveryLog.WatchFiltered(ctx, filters, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, fmt.Errorf("read delivery log: %w", err)
+		return nil, 0, fmt.Errorf("read delivery log: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
 	type keyed struct {
 		key string
-		rec datav1.Delivery
+		rec Record
 	}
 	var all []keyed
+	var rev uint64
 	for {
 		var e jetstream.KeyValueEntry
 		select {
 		case e = <-w.Updates():
 		case <-ctx.Done():
-			return nil, fmt.Errorf("read delivery log: %w", ctx.Err())
+			return nil, 0, fmt.Errorf("read delivery log: %w", ctx.Err())
 		}
 		if e == nil {
 			break // the current values are all delivered
 		}
-		var r datav1.Delivery
-		if err := json.Unmarshal(e.Value(), &r); err != nil {
-			return nil, fmt.Errorf("decode delivery %s: %w", e.Key(), err)
+		rev = max(rev, e.Revision())
+		r, err := decodeRecord(e)
+		if err != nil {
+			return nil, 0, err
 		}
 		if namespace == "" || r.Namespace == namespace {
-			all = append(all, keyed{e.Key(), r})
+			all = append(all, keyed{e.Key(), *r})
 		}
 	}
 	// Keys sort by creation within an endpoint; order all by the time token.
 	sort.Slice(all, func(i, j int) bool { return keyTime(all[i].key) > keyTime(all[j].key) })
-	out := make([]datav1.Delivery, 0, min(len(all), MaxListItems))
+	out := make([]Record, 0, min(len(all), MaxListItems))
 	for _, k := range all[:min(len(all), MaxListItems)] {
 		out = append(out, k.rec)
 	}
+	return out, rev, nil
+}
+
+// WatchDeliveries implements Source with a KV watcher. Records that age
+// out of the log (its TTL) leave no trace a watcher could report.
+func (s *KVSource) WatchDeliveries(ctx context.Context, namespace string, from uint64) (<-chan Change, error) {
+	opts := []jetstream.WatchOpt{jetstream.IgnoreDeletes()}
+	if from > 0 {
+		opts = append(opts, jetstream.ResumeFromRevision(from))
+	}
+	w, err := s.DeliveryLog.WatchFiltered(ctx, []string{">"}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("watch delivery log: %w", err)
+	}
+	out := make(chan Change)
+	go func() {
+		defer close(out)
+		defer func() { _ = w.Stop() }()
+		initial := from == 0
+		for {
+			var e jetstream.KeyValueEntry
+			var ok bool
+			select {
+			case e, ok = <-w.Updates():
+				if !ok {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+			if e == nil {
+				initial = false // caught up: what follows are changes
+				continue
+			}
+			r, err := decodeRecord(e)
+			if err != nil || namespace != "" && r.Namespace != namespace {
+				continue
+			}
+			select {
+			case out <- Change{Record: *r, Initial: initial}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	return out, nil
+}
+
+func decodeRecord(e jetstream.KeyValueEntry) (*Record, error) {
+	r := &Record{Revision: e.Revision()}
+	if err := json.Unmarshal(e.Value(), &r.Delivery); err != nil {
+		return nil, fmt.Errorf("decode delivery %s: %w", e.Key(), err)
+	}
+	return r, nil
 }
 
 // Delivery implements Source.

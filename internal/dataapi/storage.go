@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/watch"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/klog/v2"
@@ -73,6 +74,7 @@ var (
 	_ rest.Scoper               = &deliveryStorage{}
 	_ rest.SingularNameProvider = &deliveryStorage{}
 	_ rest.KindProvider         = &deliveryStorage{}
+	_ rest.Watcher              = &deliveryStorage{}
 )
 
 // New implements rest.Storage.
@@ -100,21 +102,84 @@ func (s *deliveryStorage) Get(ctx context.Context, name string, _ *metav1.GetOpt
 	return DeliveryObject(r), nil
 }
 
-// List implements rest.Lister.
+// List implements rest.Lister. The list's resourceVersion is the log's
+// revision, from which a watch continues.
 func (s *deliveryStorage) List(ctx context.Context, o *metainternalversion.ListOptions) (runtime.Object, error) {
-	recs, err := s.src.Deliveries(ctx, genericapirequest.NamespaceValue(ctx))
+	recs, rev, err := s.src.Deliveries(ctx, genericapirequest.NamespaceValue(ctx))
 	if err != nil {
 		return nil, unavailableErr("delivery log", err)
 	}
 	sel := selectorsOf(o)
 	list := &datav1.DeliveryObjectList{Items: []datav1.DeliveryObject{}}
+	list.ResourceVersion = strconv.FormatUint(rev, 10)
 	for i := range recs {
-		obj := DeliveryObject(&recs[i])
+		obj := objectOf(&recs[i])
 		if sel.match(&obj.ObjectMeta) {
 			list.Items = append(list.Items, *obj)
 		}
 	}
 	return list, nil
+}
+
+// Watch implements rest.Watcher: changes of the delivery log after the
+// resourceVersion asked for (none: the current deliveries as ADDED, then
+// changes). A delivery written for the first time is ADDED, a later
+// attempt MODIFIED; deliveries that age out are not reported.
+func (s *deliveryStorage) Watch(ctx context.Context, o *metainternalversion.ListOptions) (watch.Interface, error) {
+	var from uint64
+	if o != nil && o.ResourceVersion != "" && o.ResourceVersion != "0" {
+		rv, err := strconv.ParseUint(o.ResourceVersion, 10, 64)
+		if err != nil {
+			return nil, apierrors.NewBadRequest("resourceVersion must be a delivery-log revision")
+		}
+		from = rv + 1
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	changes, err := s.src.WatchDeliveries(ctx, genericapirequest.NamespaceValue(ctx), from)
+	if err != nil {
+		cancel()
+		return nil, unavailableErr("delivery log", err)
+	}
+	sel := selectorsOf(o)
+	events := make(chan watch.Event)
+	w := watch.NewProxyWatcher(events)
+	go func() {
+		defer close(events)
+		defer cancel()
+		for {
+			var c Change
+			var ok bool
+			select {
+			case c, ok = <-changes:
+				if !ok {
+					return
+				}
+			case <-w.StopChan():
+				return
+			}
+			obj := objectOf(&c.Record)
+			if !sel.match(&obj.ObjectMeta) {
+				continue
+			}
+			typ := watch.Modified
+			if c.Initial || !c.Updated.After(c.Created) {
+				typ = watch.Added
+			}
+			select {
+			case events <- watch.Event{Type: typ, Object: obj}:
+			case <-w.StopChan():
+				return
+			}
+		}
+	}()
+	return w, nil
+}
+
+// objectOf is DeliveryObject with the record's revision as resourceVersion.
+func objectOf(r *Record) *datav1.DeliveryObject {
+	o := DeliveryObject(&r.Delivery)
+	o.ResourceVersion = strconv.FormatUint(r.Revision, 10)
+	return o
 }
 
 // ConvertToTable implements rest.TableConvertor: NAME, ENDPOINT, EVENT,
