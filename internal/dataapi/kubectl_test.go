@@ -6,11 +6,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
 	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
@@ -352,4 +360,48 @@ func TestKubectlWatch(t *testing.T) {
 	put(other)
 	put(mine)
 	await("MODIFIED dlv-00000000000000000000000d01 crm report.completed Delivered 1 204 ")
+}
+
+// TestServiceAccountTokenReadsOwnNamespaceOnly: a ServiceAccount's bearer
+// token (authenticated by the kube-apiserver, the request proxied with
+// X-Remote-User to the data API, authorised there by SubjectAccessReview)
+// reads in the namespace its RoleBinding covers and is Forbidden elsewhere.
+func TestServiceAccountTokenReadsOwnNamespaceOnly(t *testing.T) {
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: "team-a"}}
+	if err := k8s.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: "team-a"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "mira-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "reader", Namespace: "team-a"}},
+	}
+	if err := k8s.Create(ctx, rb); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	tr := &authenticationv1.TokenRequest{}
+	if err := k8s.SubResource("token").Create(ctx, sa, tr); err != nil {
+		t.Fatalf("token for the ServiceAccount: %v", err)
+	}
+	admin, err := clientcmd.LoadFromFile(adminConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := admin.DeepCopy()
+	for _, u := range kc.AuthInfos {
+		*u = clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	}
+	path := filepath.Join(t.TempDir(), "sa.kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := kubectl(t, path, "get", "deliveries", "-n", "team-a", "-o", "name")
+	if err != nil || !strings.Contains(out, "delivery.data.platform.mira.io/dlv-00000000000000000000000a01") {
+		t.Fatalf("the ServiceAccount in team-a: %v: %s%s", err, out, stderr)
+	}
+	_, stderr, err = kubectl(t, path, "get", "deliveries", "-n", "team-b")
+	if err == nil || !strings.Contains(stderr, `User "system:serviceaccount:team-a:reader" cannot list resource "deliveries"`) {
+		t.Errorf("the ServiceAccount in team-b: want Forbidden, got %v: %s", err, stderr)
+	}
 }
