@@ -129,9 +129,11 @@ func (s *Server) config(kube *clientrest.Config, o Options) (*genericapiserver.C
 	} else if err := serving.MaybeDefaultWithSelfSignedCerts("localhost", o.SelfSignedHosts, []net.IP{net.ParseIP("127.0.0.1")}); err != nil {
 		return nil, fmt.Errorf("self-signed data API certificate: %w", err)
 	}
-	kubeconfig, err := s.writeKubeconfig(kube)
-	if err != nil {
-		return nil, err
+	kubeconfig := "" // in a pod: the in-cluster configuration, no file written
+	if !inCluster(kube) {
+		if kubeconfig, err = s.writeKubeconfig(kube); err != nil {
+			return nil, err
+		}
 	}
 	authn := genericoptions.NewDelegatingAuthenticationOptions()
 	authn.RemoteKubeConfigFile = kubeconfig
@@ -157,9 +159,18 @@ func (s *Server) config(kube *clientrest.Config, o Options) (*genericapiserver.C
 	return cfg, nil
 }
 
-// writeKubeconfig writes kube as a private kubeconfig file: the delegating
-// options of k8s.io/apiserver read their client from a file (or the
-// in-cluster configuration).
+// inCluster reports whether kube is the pod's in-cluster configuration,
+// which the delegating options of k8s.io/apiserver load themselves (the
+// receiver's root file system is read-only there).
+func inCluster(kube *clientrest.Config) bool {
+	c, err := clientrest.InClusterConfig()
+	return err == nil && c.Host == kube.Host && c.BearerTokenFile == kube.BearerTokenFile && kube.BearerTokenFile != ""
+}
+
+// writeKubeconfig writes kube as a private kubeconfig file (a 0700
+// temporary directory, removed at the end of Run) for the delegating
+// options of k8s.io/apiserver, which read their client from a file or the
+// in-cluster configuration: outside a pod (make run, tests).
 func (s *Server) writeKubeconfig(kube *clientrest.Config) (string, error) {
 	dir, err := os.MkdirTemp("", "mira-data-api-")
 	if err != nil {
