@@ -14,7 +14,7 @@ func TestDeliveryObject(t *testing.T) {
 	r := &datav1.Delivery{
 		ID: "dlv_0a", EventType: "report.completed", Namespace: "team-a", Endpoint: strings.Repeat("e", 64), UID: "u",
 		State: datav1.StateRetrying, Created: created, Updated: created, AttemptCount: 2, NextRetry: &next,
-		Attempts: []datav1.Attempt{{Number: 1, StatusCode: 500}, {Number: 2, StatusCode: 0, Error: "timeout"}},
+		Attempts:      []datav1.Attempt{{Number: 1, StatusCode: 500}, {Number: 2, StatusCode: 0, Error: "timeout"}},
 		OlderAttempts: &datav1.AttemptSummary{Count: 3, First: created, Last: created, LastCodes: []int{502, 503}},
 	}
 	o := DeliveryObject(r)
