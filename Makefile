@@ -11,6 +11,8 @@ LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMI
 IMAGE_REPO ?= ghcr.io/mira/mira-operator
 IMG ?= $(IMAGE_REPO):$(VERSION)
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+# kube-openapi's openapi-gen, at the version go.mod already requires.
+OPENAPI_GEN_VERSION ?= v0.0.0-20260721132016-d427ff9ee9ad
 GOLANGCI_LINT_VERSION ?= v2.15.0
 # Where make release's krew manifest points for the plugin tarballs.
 RELEASE_URL ?= https://github.com/mira/mira-operator/releases/download/$(VERSION)
@@ -32,15 +34,20 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: $(BIN)/controller-gen ## Generate CRDs and RBAC from the API types and kubebuilder markers.
-	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(BIN)/controller-gen crd:allowDangerousTypes=true paths=./api/v1alpha1/... output:crd:artifacts:config=config/crd/bases
 	$(BIN)/controller-gen rbac:roleName=mira-manager paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	cp config/crd/bases/*.yaml charts/mira-operator/crds/
 	cp config/overlays/prometheus/prometheusrule.yaml charts/mira-operator/files/
 	$(GO) run ./hack/crd-docs
 
 .PHONY: generate
-generate: $(BIN)/controller-gen ## Generate DeepCopy methods.
+generate: $(BIN)/controller-gen $(BIN)/openapi-gen ## Generate DeepCopy methods and the data API's OpenAPI definitions.
 	$(BIN)/controller-gen object:headerFile=hack/boilerplate.go.txt paths=./api/...
+	$(BIN)/openapi-gen --output-dir internal/dataapi/openapi --output-pkg $(shell $(GO) list -m)/internal/dataapi/openapi \
+		--output-file zz_generated.openapi.go --output-model-name-file zz_generated.model_name.go --go-header-file hack/boilerplate.go.txt \
+		--readonly-pkg k8s.io/apimachinery/pkg/apis/meta/v1 --readonly-pkg k8s.io/apimachinery/pkg/runtime --readonly-pkg k8s.io/apimachinery/pkg/version \
+		--report-filename internal/dataapi/openapi/api-violations.list \
+		k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/version ./api/data/v1alpha1
 
 .PHONY: verify
 verify: manifests generate ## Fail when generated files or formatting are stale.
@@ -141,6 +148,9 @@ chromium: ## Install Debian's chromium package (apt-get) when missing, for the d
 
 $(BIN)/nats-server:
 	hack/build-nats-server.sh $@
+
+$(BIN)/openapi-gen:
+	GOBIN=$(BIN) $(GO) install k8s.io/kube-openapi/cmd/openapi-gen@$(OPENAPI_GEN_VERSION)
 
 $(BIN)/controller-gen:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

@@ -3,6 +3,7 @@ package main
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/mira/mira-operator/internal/dataapi"
 	"github.com/mira/mira-operator/internal/inbound"
 	"github.com/mira/mira-operator/internal/receiver"
 )
@@ -12,12 +13,18 @@ type receiverCommand struct {
 	*serverCommand
 	o  receiver.Options
 	in inbound.Options
+	// data serves the aggregated API data.platform.mira.io.
+	data dataapi.Flags
 }
 
 func newReceiverCommand() *receiverCommand {
 	c := &receiverCommand{serverCommand: newServerCommand("receiver")}
 	c.o.BindFlags(c.fs)
 	c.in.BindFlags(c.fs)
+	c.data.Bind(c.fs)
+	for _, n := range dataapi.FlagNames {
+		setGroup(c.fs, n, "Server")
+	}
 	return c
 }
 
@@ -45,5 +52,12 @@ func runReceiver(args []string) error {
 		return err
 	}
 	r.Mount(in)
+	if c.data.Enabled() {
+		api, err := dataapi.NewPart(ctx, cfg, r.JetStream, c.data, nil)
+		if err != nil {
+			return err
+		}
+		r.Mount(api)
+	}
 	return r.Start(ctx)
 }

@@ -56,6 +56,9 @@ func run() error {
 		CRDDirectoryPaths:     []string{*crds},
 		ErrorIfCRDPathMissing: true,
 	}
+	if err := enableAggregation(env, *devDir); err != nil {
+		return err
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("start control plane: %w", err)
@@ -87,6 +90,10 @@ func run() error {
 	if err := setupIntegrations(ctx, c, *devDir); err != nil {
 		return err
 	}
+	dataAPIFlags, err := registerDataAPI(ctx, c, *devDir)
+	if err != nil {
+		return fmt.Errorf("register the data API: %w", err)
+	}
 	n, err := applyDir(ctx, c, *samples)
 	if err != nil {
 		return fmt.Errorf("apply samples: %w", err)
@@ -99,6 +106,7 @@ The control plane is up. In another shell:
 
     export KUBECONFIG=%s
     kubectl get webhookendpoints,scoringtemplates -A
+    kubectl get deliveries,reports -A      # the receiver's aggregated API, once it runs
 
 Press Ctrl-C to stop everything this command started.
 
@@ -118,12 +126,12 @@ Press Ctrl-C to stop everything this command started.
 	defer func() { _ = standIn.Close() }()
 	procs := []proc{
 		{name: "manager", args: []string{"manager", "--allow-insecure-urls", "--metrics-bind-address=127.0.0.1:18081", "--metrics-secure=false", "--health-probe-bind-address=127.0.0.1:18082"}},
-		{name: "receiver", args: []string{"receiver", "--listen=" + receiverAddr, "--metrics-bind-address=127.0.0.1:18091", "--metrics-secure=false",
+		{name: "receiver", args: append([]string{"receiver", "--listen=" + receiverAddr, "--metrics-bind-address=127.0.0.1:18091", "--metrics-secure=false",
 			"--data-dir=" + filepath.Join(*devDir, "jetstream"), "--integrations-secret=" + integrationsNS + "/" + integrationsName,
 			"--allowed-cidrs=127.0.0.0/8", "--status-interval=1s", "--recall-api-url=http://" + recallStandInAddr,
 			// The samples (listener, templates) are the "default" namespace's:
 			// the unscoped routes `make demo` posts to belong to it.
-			"--default-workspace=default"}},
+			"--default-workspace=default"}, dataAPIFlags...)},
 		{name: "listener", args: []string{"listen", "--endpoint=default/local-listener", "--addr=127.0.0.1:18070"},
 			before: func(ctx context.Context) error {
 				return waitForSecret(ctx, c, "default", "local-listener-signing-secret")

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mira/mira-operator/internal/dashboard"
 	"github.com/mira/mira-operator/internal/scoring"
@@ -24,12 +24,9 @@ import (
 
 // `kubectl mira dashboard` serves internal/dashboard with the user's own
 // credentials. Everything it reads and does goes through the code of the
-// other subcommands: the delivery log and reports through the receiver API
-// (receiverFlags.connect, receiverAPI.get), actions through the very
+// other subcommands: the delivery log and reports through the aggregated
+// API data.platform.mira.io (dataClient), actions through the very
 // subcommand functions (redeliverCmd, testCmd, enableCmd, rotateCmd).
-//
-// When the data.platform.mira.io aggregated API serves deliveries and
-// reports, dashboardLog is the one thing to replace.
 
 func dashboardCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {
 	port := fs.Int("port", 0, "port to listen on (0 picks a free one)")
@@ -105,80 +102,58 @@ func openBrowser(u string) error {
 	return nil
 }
 
-// receiverTTL is how long the dashboard reuses a connection to the receiver
-// (the Service and API token read) before reading them again.
-const receiverTTL = 30 * time.Second
-
-// dashboardLog reads the delivery log and reports through the receiver API,
-// exactly as `kubectl mira deliveries|delivery|report` do.
+// dashboardLog reads the delivery log and reports through the aggregated
+// API data.platform.mira.io with the user's credentials, exactly as
+// `kubectl mira deliveries|delivery|report` do. Deliveries and reports
+// looked up by id alone are read in the dashboard's namespace first, then
+// wherever the user may list them.
 type dashboardLog struct {
 	g *globals
 
-	mu  sync.Mutex
-	api *receiverAPI
-	at  time.Time
+	once sync.Once
+	data *dataClient
+	err  error
 }
 
-func (l *dashboardLog) receiver(ctx context.Context) (*receiverAPI, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.api != nil && time.Since(l.at) < receiverTTL {
-		return l.api, nil
-	}
-	api, err := l.g.receiverAPI(ctx)
-	if err != nil {
-		return nil, err
-	}
-	l.api, l.at = api, time.Now()
-	return api, nil
-}
-
-func (l *dashboardLog) get(ctx context.Context, path string, out any) error {
-	api, err := l.receiver(ctx)
-	if err != nil {
-		return err
-	}
-	if err := api.get(ctx, path, out); err != nil {
-		// A rotated token or a moved receiver: connect again next time.
-		l.mu.Lock()
-		l.api = nil
-		l.mu.Unlock()
-		return err
-	}
-	return nil
+func (l *dashboardLog) client() (*dataClient, error) {
+	l.once.Do(func() { l.data, l.err = newDataClient(l.g.cfg) })
+	return l.data, l.err
 }
 
 func (l *dashboardLog) Deliveries(ctx context.Context, ns, name string, q dashboard.Query) (dashboard.Page, error) {
-	v := url.Values{}
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
+	d, err := l.client()
+	if err != nil {
+		return dashboard.Page{}, err
 	}
-	if q.Outcome != "" {
-		v.Set("outcome", q.Outcome)
-	}
-	if !q.Since.IsZero() {
-		v.Set("since", q.Since.UTC().Format(time.RFC3339))
-	}
-	if q.Cursor != "" {
-		v.Set("cursor", q.Cursor)
-	}
-	var p dashboard.Page
-	err := l.get(ctx, "/v1/endpoints/"+url.PathEscape(ns)+"/"+url.PathEscape(name)+"/deliveries?"+v.Encode(), &p)
-	return p, err
+	items, next, err := d.page(ctx, ns, deliveryQuery{Endpoint: name, Outcome: q.Outcome, Since: metav1.NewTime(q.Since), Limit: q.Limit, Cursor: q.Cursor})
+	return dashboard.Page{Items: items, NextCursor: next}, err
 }
 
 func (l *dashboardLog) Delivery(ctx context.Context, id string) (*dashboard.Delivery, error) {
-	d := &dashboard.Delivery{}
-	if err := l.get(ctx, "/v1/deliveries/"+url.PathEscape(id), d); err != nil {
+	d, err := l.client()
+	if err != nil {
 		return nil, err
 	}
-	return d, nil
+	o, err := d.findDelivery(ctx, l.g.namespace, id, false)
+	if err != nil {
+		return nil, err
+	}
+	rec := recordOf(o)
+	return &rec, nil
 }
 
 func (l *dashboardLog) Report(ctx context.Context, id string) (*scoring.Report, error) {
-	r := &scoring.Report{}
-	if err := l.get(ctx, "/v1/reports/"+url.PathEscape(id), r); err != nil {
+	d, err := l.client()
+	if err != nil {
 		return nil, err
+	}
+	o, err := d.findReport(ctx, l.g.namespace, id, false)
+	if err != nil {
+		return nil, err
+	}
+	r := &scoring.Report{}
+	if err := json.Unmarshal(o.Data.Raw, r); err != nil {
+		return nil, fmt.Errorf("decode report %s: %w", id, err)
 	}
 	return r, nil
 }

@@ -4,13 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
@@ -32,29 +34,31 @@ func deliveriesCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) 
 		if *limit < 1 {
 			return fmt.Errorf("--limit must be positive")
 		}
-		q := url.Values{}
-		q.Set("limit", strconv.Itoa(*limit))
-		if *outcome != "" {
-			q.Set("outcome", *outcome)
-		}
+		q := deliveryQuery{Endpoint: name, Outcome: *outcome, Limit: *limit, Cursor: *cursor}
 		if *since != "" {
 			t, err := parseSince(*since, time.Now())
 			if err != nil {
 				return fmt.Errorf("--since: %w", err)
 			}
-			q.Set("since", t.Format(time.RFC3339))
+			q.Since = metav1.NewTime(t)
 		}
-		if *cursor != "" {
-			q.Set("cursor", *cursor)
+		if err := g.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &miraapi.WebhookEndpoint{}); err != nil {
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("no such WebhookEndpoint %s/%s (kubectl get deliveries -n %s -l %s=%s reads the log of deleted ones)", ns, name, ns, datav1.LabelEndpoint, name)
+			}
+			return fmt.Errorf("read WebhookEndpoint %s/%s: %w", ns, name, err)
 		}
-		api, err := g.receiverAPI(ctx)
+		data, err := newDataClient(g.cfg)
 		if err != nil {
 			return err
 		}
-		var page datav1.DeliveryPage
-		path := "/v1/endpoints/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/deliveries?" + q.Encode()
-		if err := api.get(ctx, path, &page); err != nil {
+		items, next, err := data.page(ctx, ns, q)
+		if err != nil {
 			return fmt.Errorf("list deliveries of %s/%s: %w", ns, name, err)
+		}
+		page := datav1.DeliveryPage{Items: items, NextCursor: next}
+		if page.Items == nil {
+			page.Items = []datav1.Delivery{}
 		}
 		if done, err := printData(g.stdout, g.output, page); done {
 			return err
@@ -91,17 +95,22 @@ func lastCode(r datav1.Delivery) string {
 
 func deliveryCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {
 	return func(ctx context.Context, g *globals, args []string) error {
-		if err := exactArgs(args, 1, "<delivery id>"); err != nil {
+		if err := exactArgs(args, 1, "<delivery id> or <namespace>/<delivery id>"); err != nil {
 			return err
 		}
-		api, err := g.receiverAPI(ctx)
+		ns, id, exact, err := splitRef(args[0], g.namespace)
 		if err != nil {
 			return err
 		}
-		var rec datav1.Delivery
-		if err := api.get(ctx, "/v1/deliveries/"+url.PathEscape(args[0]), &rec); err != nil {
-			return fmt.Errorf("read delivery %s: %w", args[0], err)
+		data, err := newDataClient(g.cfg)
+		if err != nil {
+			return err
 		}
+		o, err := data.findDelivery(ctx, ns, id, exact)
+		if err != nil {
+			return fmt.Errorf("read delivery %s: %w", id, err)
+		}
+		rec := recordOf(o)
 		if done, err := printData(g.stdout, g.output, rec); done {
 			return err
 		}
@@ -205,17 +214,22 @@ func indent(s, prefix string) string {
 
 func reportCmd(fs *pflag.FlagSet) func(context.Context, *globals, []string) error {
 	return func(ctx context.Context, g *globals, args []string) error {
-		if err := exactArgs(args, 1, "<report id>"); err != nil {
+		if err := exactArgs(args, 1, "<report id> or <namespace>/<report id>"); err != nil {
 			return err
 		}
-		api, err := g.receiverAPI(ctx)
+		ns, id, exact, err := splitRef(args[0], g.namespace)
 		if err != nil {
 			return err
 		}
-		var report json.RawMessage
-		if err := api.get(ctx, "/v1/reports/"+url.PathEscape(args[0]), &report); err != nil {
-			return fmt.Errorf("read report %s: %w", args[0], err)
+		data, err := newDataClient(g.cfg)
+		if err != nil {
+			return err
 		}
+		o, err := data.findReport(ctx, ns, id, exact)
+		if err != nil {
+			return fmt.Errorf("read report %s: %w", id, err)
+		}
+		report := json.RawMessage(o.Data.Raw)
 		format := g.output
 		if format == "table" {
 			// A report is a document, not a row: show it as YAML.

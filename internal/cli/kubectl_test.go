@@ -14,6 +14,7 @@ import (
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/cli"
 	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/queue"
 )
 
 // TestPluginAgainstTheReceiver drives a real receiver with the plugin: a test
@@ -89,12 +90,17 @@ func TestPluginAgainstTheReceiver(t *testing.T) {
 	if got, err := plugin(t, "deliveries", "app", "-n", ns, "--outcome", "failed"); err != nil || strings.Contains(got, id) {
 		t.Errorf("--outcome failed lists the delivered one (err %v):\n%s", err, got)
 	}
-	// --receiver-url works the same, and the token is checked.
-	if got, err := plugin(t, "deliveries", "app", "-n", ns, "--receiver-url", recvURL); err != nil || !strings.Contains(got, id) {
-		t.Errorf("--receiver-url: err %v:\n%s", err, got)
+	// Reads go through the aggregated API: no receiver URL, no integrations
+	// Secret needed (both point nowhere here).
+	if got, err := plugin(t, "deliveries", "app", "-n", ns, "--receiver-url", "http://127.0.0.1:9", "--integrations-secret", "nowhere/none"); err != nil || !strings.Contains(got, id) {
+		t.Errorf("deliveries without the receiver: err %v:\n%s", err, got)
 	}
 
-	// delivery: the attempt with its request and response.
+	// delivery: the attempt with its request and response, by id in a
+	// namespace, or found across namespaces by the id alone.
+	if _, err := plugin(t, "delivery", ns+"/"+id, "--integrations-secret", "nowhere/none"); err != nil {
+		t.Errorf("delivery <ns>/<id>: %v", err)
+	}
 	detail, err := plugin(t, "delivery", id)
 	if err != nil {
 		t.Fatalf("delivery: %v", err)
@@ -149,8 +155,9 @@ func TestPluginErrors(t *testing.T) {
 		{[]string{"redeliver", "x"}, "want <endpoint> <delivery id>"},
 		{[]string{"test", "does-not-exist"}, "not found"},
 		{[]string{"deliveries", "does-not-exist"}, "no such WebhookEndpoint"},
-		{[]string{"delivery", "dlv_missing"}, "no such delivery"},
-		{[]string{"deliveries", "x", "--integrations-secret", "mira-system/absent"}, "read the API token"},
+		{[]string{"delivery", "dlv_missing"}, `deliveries.data.platform.mira.io "dlv-missing" not found`},
+		{[]string{"report", "rpt_missing"}, `reports.data.platform.mira.io "rpt-missing" not found`},
+		{[]string{"delivery", "/dlv_x"}, "want <id> or <namespace>/<id>"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -178,5 +185,38 @@ func TestServiceProxyPath(t *testing.T) {
 		if got := cli.ServiceProxyPath(tc.ns, tc.scheme, tc.svc, tc.port, tc.path); got != tc.want {
 			t.Errorf("ServiceProxyPath(%q, %q, %q, %q, %q) = %q, want %q", tc.ns, tc.scheme, tc.svc, tc.port, tc.path, got, tc.want)
 		}
+	}
+}
+
+// TestPluginReport reads a stored report through the aggregated API: by
+// <namespace>/<id>, and by id alone in the current namespace.
+func TestPluginReport(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	kv, err := recv.JetStream.KeyValue(ctx, queue.ReportsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "rpt_00000000000000000000c11a"
+	stored := `{"report_id":"` + id + `","meeting_id":"mtg_9","user_id":"u-1","template":{"namespace":"` + ns + `","name":"discovery","generation":2},"overall_score":71.5,"passed":true,"passing_score":70,"criteria":[],"participants":[],"duration_seconds":60,"rep":{},"generated_at":"2026-01-02T03:04:05Z","namespace":"` + ns + `"}`
+	if _, err := kv.Put(ctx, ns+"."+id, []byte(stored)); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"report", ns + "/" + id}, {"report", id, "-n", ns}} {
+		out, err := plugin(t, append(args, "--integrations-secret", "nowhere/none")...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		var got map[string]any
+		if err := yaml.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%v: not YAML: %v\n%s", args, err, out)
+		}
+		if got["report_id"] != id || got["overall_score"] != 71.5 || got["meeting_id"] != "mtg_9" {
+			t.Errorf("%v printed %v", args, got)
+		}
+	}
+	// Another namespace does not hold it.
+	if _, err := plugin(t, "report", "default/"+id); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("report in default: %v", err)
 	}
 }

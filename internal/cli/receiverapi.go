@@ -149,11 +149,6 @@ func isLoopbackURL(raw string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// get GETs path (already escaped, with its query) and decodes the JSON answer.
-func (r *receiverAPI) get(ctx context.Context, path string, out any) error {
-	return r.do(ctx, http.MethodGet, path, out)
-}
-
 // do sends a body-less request to path and decodes the JSON answer; a non-2xx
 // answer becomes an error with the receiver's message.
 func (r *receiverAPI) do(ctx context.Context, method, path string, out any) error {

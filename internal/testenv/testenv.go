@@ -25,20 +25,32 @@ func RepoRoot() string {
 // returned environment when done. KUBEBUILDER_ASSETS wins when set;
 // otherwise bin/ of the repository is used.
 func Start() (*envtest.Environment, *rest.Config, error) {
+	return StartEnvironment(newEnvironment())
+}
+
+// newEnvironment is the environment Start starts: the control-plane
+// binaries and the CRDs of this repository.
+func newEnvironment() *envtest.Environment {
 	root := RepoRoot()
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		assets = filepath.Join(root, "bin")
 	}
+	return &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+}
+
+// StartEnvironment starts env (from Start's defaults, possibly configured
+// further, e.g. by StartAggregating).
+func StartEnvironment(env *envtest.Environment) (*envtest.Environment, *rest.Config, error) {
+	assets := env.BinaryAssetsDirectory
 	for _, b := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
 			return nil, nil, fmt.Errorf("control-plane binary %s missing in %s: run `make envtest-bins` (make test does it): %w", b, assets, err)
 		}
-	}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -82,7 +82,7 @@ func TestReceiverSurvivesSIGKILL(t *testing.T) {
 	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	startReceiver := func() *harness.Process {
-		p := start(t, "receiver", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(port), "--metrics-bind-address=0",
+		p := start(t, "receiver", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(port), "--metrics-bind-address=0", "--data-api-bind-address=0",
 			"--data-dir="+dataDir, "--integrations-secret=mira-system/mira-integrations", "--allowed-cidrs=127.0.0.0/8",
 			"--status-interval=500ms", "--default-workspace="+ns)
 		eventually(t, "receiver ready", 60*time.Second, func() error {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"github.com/mira/mira-operator/test/harness"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v76/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mira/mira-operator/internal/recall/recalltest"
 	"github.com/mira/mira-operator/internal/testenv"
@@ -111,9 +113,32 @@ func TestFullFlow(t *testing.T) {
 	recvURL := "http://127.0.0.1:" + strconv.Itoa(recvPort)
 	listenPort := harness.FreePort(t)
 	start(t, "manager", "manager", "--allow-insecure-urls", "--metrics-bind-address=0", "--health-probe-bind-address=0")
+	// The plugin reads deliveries through the receiver's aggregated API,
+	// registered as make run does.
+	dataPort := harness.FreePort(t)
+	dataCerts := filepath.Join(workDir, "flow-data-api")
+	caBundle, err := testenv.WriteServingCert(dataCerts, []string{"mira-data-api.mira-system.svc"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	start(t, "receiver", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(recvPort), "--metrics-bind-address=0",
+		"--data-api-bind-address=127.0.0.1:"+strconv.Itoa(dataPort), "--data-api-cert-dir="+dataCerts,
 		"--data-dir="+filepath.Join(workDir, "flow-data"), "--integrations-secret=mira-system/mira-integrations",
 		"--allowed-cidrs=127.0.0.0/8", "--status-interval=500ms", "--recall-api-url="+recallAPI.URL, "--default-workspace="+ns)
+	kc, err := client.New(restCfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.RegisterLocalAPIService(context.Background(), kc, "mira-system", "mira-data-api", "data.platform.mira.io", dataPort, caBundle); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the data API is Available", 90*time.Second, func() error {
+		ok, msg, err := testenv.APIServiceAvailable(context.Background(), kc, "v1alpha1.data.platform.mira.io")
+		if err == nil && !ok {
+			err = fmt.Errorf("not Available: %s", msg)
+		}
+		return err
+	})
 	// The plugin finds the local receiver through this Service's local-url annotation.
 	svc := fmt.Sprintf(`apiVersion: v1
 kind: Service

@@ -29,7 +29,14 @@ var (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	env, cfg, err := testenv.Start()
+	// The aggregation layer is on, for the receiver's data API.
+	aggEnv, cleanup, err := testenv.StartAggregating()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cleanup()
+	env, cfg, err := testenv.StartEnvironment(aggEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

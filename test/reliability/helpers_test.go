@@ -130,7 +130,7 @@ func sink(t *testing.T, ns, name string) (*harness.Consumer, *miraapi.WebhookEnd
 
 // receiverArgs are the flags every receiver in the suite runs with.
 func receiverArgs(port int, extra ...string) []string {
-	return append([]string{"receiver", "--listen=127.0.0.1:" + strconv.Itoa(port), "--metrics-bind-address=0",
+	return append([]string{"receiver", "--listen=127.0.0.1:" + strconv.Itoa(port), "--metrics-bind-address=0", "--data-api-bind-address=0",
 		"--integrations-secret=mira-system/mira-integrations", "--allowed-cidrs=127.0.0.0/8", "--status-interval=500ms"}, extra...)
 }
 

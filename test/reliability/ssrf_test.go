@@ -59,7 +59,7 @@ func TestSSRF(t *testing.T) {
 	// A receiver without --allowed-cidrs: the default guard.
 	port := harness.FreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	p := start(t, "receiver-ssrf", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(port), "--metrics-bind-address=0",
+	p := start(t, "receiver-ssrf", "receiver", "--listen=127.0.0.1:"+strconv.Itoa(port), "--metrics-bind-address=0", "--data-api-bind-address=0",
 		"--integrations-secret=mira-system/mira-integrations", "--status-interval=500ms",
 		"--data-dir="+filepath.Join(t.TempDir(), "data"), "--watch-namespace="+ns, "--default-workspace="+ns)
 	waitReady(t, url, p)
