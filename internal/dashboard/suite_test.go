@@ -30,6 +30,7 @@ import (
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/cli"
 	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/manager"
 	"github.com/mira/mira-operator/internal/receiver"
@@ -325,21 +326,18 @@ func createEndpoint(t *testing.T, ns, name, url string) {
 	})
 }
 
-// publish posts an event to the receiver's API as a Mira app would.
-func publish(t *testing.T, id, event string, data map[string]any) {
+// publish stores an event of workspace ns, as the receiver's publishing API
+// does once it has authorised the caller (that API is tested in the receiver
+// package; here only the dashboard's view of the result matters).
+func publish(t *testing.T, ns, id, event string, data map[string]any) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"id": id, "event": event, "data": data})
-	req, _ := http.NewRequest(http.MethodPost, recvURL+"/v1/events", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+apiToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	raw, err := json.Marshal(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("publish: %d %s", resp.StatusCode, b)
+	ev := events.Event{ID: id, Namespace: ns, Type: event, Data: raw, Time: time.Now().UTC()}
+	if err := recv.Publisher.Publish(context.Background(), ev); err != nil {
+		t.Fatalf("publish: %v", err)
 	}
 }
 
@@ -380,7 +378,7 @@ func deliveredOnce(t *testing.T, name string, data map[string]any) (string, *con
 	ns := newNamespace(t)
 	c := newConsumer(t)
 	createEndpoint(t, ns, name, c.URL+"/hook")
-	publish(t, "evt_"+ns, miraapi.EventReportCompleted, data)
+	publish(t, ns, "evt_"+ns, miraapi.EventReportCompleted, data)
 	var rec record
 	eventually(t, "the delivery is logged as delivered", func() error {
 		var page struct {
