@@ -35,6 +35,10 @@ type Fanout struct {
 	EventsIn *prometheus.CounterVec
 	Logger   logr.Logger
 	Workers  int
+	// Queued, if set, is told the subject of every delivery queued (once
+	// the stream stored it), so the dispatcher starts that endpoint's lane
+	// at once instead of at its next scan of the stream.
+	Queued func(subject string)
 }
 
 // Run fans out until ctx ends.
@@ -91,6 +95,7 @@ func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
 // fanOut records and queues the deliveries of one event whose body is built.
 func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error {
 	var futures []jetstream.PubAckFuture
+	var subjects []string
 	for _, e := range Targets(ev, f.Registry.All()) {
 		obj := e.Object()
 		m := Message{
@@ -109,6 +114,7 @@ func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error
 			return fmt.Errorf("queue delivery %s: %w", m.ID, err)
 		}
 		futures = append(futures, fut)
+		subjects = append(subjects, fut.Msg().Subject)
 	}
 	for _, fut := range futures {
 		select {
@@ -117,6 +123,11 @@ func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error
 			return fmt.Errorf("queue delivery: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+	if f.Queued != nil {
+		for _, s := range subjects {
+			f.Queued(s)
 		}
 	}
 	return nil

@@ -18,12 +18,21 @@ const (
 	FanoutConsumer = "fanout"
 
 	// DeliveriesStream holds one message per (event, endpoint) delivery
-	// (subject mira.deliveries.<endpoint uid>), with the delivery id as
-	// message id. Each endpoint has its own durable consumer
-	// ("dispatch-<uid>", created by the dispatcher); retries are delayed
-	// redeliveries of the same message.
-	DeliveriesStream  = "MIRA_DELIVERIES"
-	DeliveriesSubject = "mira.deliveries"
+	// until its outcome is recorded (work-queue retention: an acknowledged
+	// message is removed), subject mira.outbox.<namespace>.<endpoint uid>,
+	// with the delivery id as message id. Retries are delayed redeliveries
+	// of the same message. An endpoint has a consumer ("dispatch-<uid>",
+	// filtered on its subject, created by the dispatcher) only while its
+	// subject holds messages: idle endpoints cost nothing on the NATS side.
+	DeliveriesStream  = "MIRA_OUTBOX"
+	DeliveriesSubject = "mira.outbox"
+
+	// LegacyDeliveriesStream is the deliveries stream of earlier versions
+	// (limits retention, subject mira.deliveries.<endpoint uid>, one
+	// durable consumer per endpoint). A stream's retention cannot change
+	// to work-queue, so the outbox is a new stream; the dispatcher drains
+	// the legacy consumers and then deletes this stream.
+	LegacyDeliveriesStream = "MIRA_DELIVERIES"
 
 	// InboundStream holds verified inbound webhooks (Recall, Stripe,
 	// roleplays) until the pipeline has processed them.
@@ -51,6 +60,22 @@ const DefaultAckWait = 30 * time.Second
 // DuplicateWindow is how long the events and inbound streams remember
 // message ids, so a replayed event or webhook is stored once.
 const DuplicateWindow = 24 * time.Hour
+
+// DeliveriesDuplicateWindow is how long the deliveries stream remembers
+// delivery ids. A fan-out redone after a crash happens within seconds, and
+// the delivery log's create-if-absent still guards a later one, so the
+// window is short: the id map of a long one dominated the receiver's memory
+// with many deliveries queued.
+const DeliveriesDuplicateWindow = 2 * time.Minute
+
+// DeliveriesSubjectOf is the deliveries-stream subject of one endpoint:
+// mira.outbox.<namespace>.<endpoint uid> ("_" for an empty namespace).
+func DeliveriesSubjectOf(namespace, endpointUID string) string {
+	if namespace == "" {
+		namespace = "_"
+	}
+	return DeliveriesSubject + "." + namespace + "." + endpointUID
+}
 
 // DefaultMaxBytes is the storage the streams and buckets share when
 // Config.MaxBytes is zero (the receiver derives it from the volume instead;
@@ -119,7 +144,10 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		// Delivery ids only need dedupe while a fan-out may be replayed
 		// (seconds after a crash); the dispatcher also skips deliveries whose
 		// record says they ended. A short window keeps the id map small.
-		{Name: DeliveriesStream, Subjects: []string{DeliveriesSubject + ".>"}, Duplicates: 10 * time.Minute},
+		// Work-queue retention: a delivered message leaves the stream, so a
+		// subject holds messages exactly while its endpoint has work.
+		{Name: DeliveriesStream, Subjects: []string{DeliveriesSubject + ".>"}, Duplicates: DeliveriesDuplicateWindow,
+			Retention: jetstream.WorkQueuePolicy},
 		{Name: InboundStream, Subjects: []string{InboundSubject + ".>"}},
 	}
 	for _, s := range streams {
