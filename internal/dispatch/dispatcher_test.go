@@ -191,3 +191,39 @@ func TestUIDOfSubject(t *testing.T) {
 		}
 	}
 }
+
+// The first outcome of a first-fan-out message creates its record; a
+// pending record that a redone fan-out wrote meanwhile is adopted rather than
+// making the message come back (one hand-out, record settled).
+func TestFirstOutcomeAdoptsAnUntouchedPendingRecord(t *testing.T) {
+	d := newTestDispatcher(t)
+	ctx := context.Background()
+	m := fanout.Message{ID: "dlv_3", EventID: "evt_3", EventType: "report.completed", EndpointUID: "uid-gone", Namespace: "team-c",
+		Name: "gone", Body: []byte(`{}`), Created: time.Now().UTC().Truncate(time.Millisecond)}
+	if _, err := d.Log.Create(ctx, m.NewRecord()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.JS.PublishMsg(ctx, m.NewMsg()); err != nil {
+		t.Fatal(err)
+	}
+	runDispatcher(t, d)
+	waitFor(t, "the delivery to be settled", func() bool { return storedMsgs(t, d) == 0 })
+	rec, _, err := d.Log.Get(ctx, "uid-gone", m.Created, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != datav1.StateDead || rec.Reason != ReasonDeleted {
+		t.Fatalf("record %s/%s, want Dead/%s", rec.State, rec.Reason, ReasonDeleted)
+	}
+	cons, err := d.JS.Consumer(ctx, queue.DeliveriesStream, ConsumerName("uid-gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Delivered.Consumer != 1 {
+		t.Fatalf("handed out %d times, want once", info.Delivered.Consumer)
+	}
+}
