@@ -35,8 +35,10 @@ import (
 // only while its subject holds messages: the local fan-out says so at once
 // (Wake), and a periodic read of the stream's per-subject counts finds
 // deliveries queued by other replicas or before a restart. A lane that has
-// found nothing for LaneIdle retires, and the server removes its consumer
-// once nobody has pulled from it for ConsumerInactive. So the consumers
+// found nothing for LaneIdle while its subject holds no message retires, and
+// the server removes its consumer once nobody has pulled from it for
+// ConsumerInactive. (A subject holding messages that wait for a delayed
+// retry keeps its lane and consumer, and so their redelivery delays.) So the consumers
 // (Raft groups on a NATS cluster) follow the endpoints with work, not the
 // endpoints configured.
 //
@@ -84,7 +86,7 @@ type Dispatcher struct {
 const (
 	DefaultScanEvery        = time.Second
 	DefaultLaneIdle         = 30 * time.Second
-	DefaultConsumerInactive = 2 * time.Minute
+	DefaultConsumerInactive = 5 * time.Minute
 )
 
 // laneFetchWait bounds one pull request of a lane. A lane retires only
@@ -216,6 +218,10 @@ func (d *Dispatcher) scan(ctx, work context.Context, ls *lanes) {
 	counts, err := d.subjectCounts(ctx)
 	if err != nil {
 		d.Logger.Error(err, "read the deliveries waiting per endpoint")
+	} else {
+		for subj, l := range ls.outbox {
+			l.queued.Store(counts[subj] > 0)
+		}
 	}
 	for subj, n := range counts {
 		if n > 0 {
@@ -312,6 +318,10 @@ type lane struct {
 	// fetched or finished one.
 	busy   int
 	active time.Time
+	// queued is set by the scan while the endpoint's subject holds
+	// messages (waiting for a delayed retry, say): such a lane does not
+	// retire, so its consumer keeps their redelivery delays.
+	queued atomic.Bool
 }
 
 func (l *lane) stop() {
@@ -480,7 +490,7 @@ func (d *Dispatcher) fetchLoop(ctx, work context.Context, uid types.UID, l *lane
 			case <-time.After(time.Second):
 			}
 		}
-		if got == 0 && l.retire && l.idle(d.LaneIdle) {
+		if got == 0 && l.retire && !l.queued.Load() && l.idle(d.LaneIdle) {
 			return
 		}
 	}
