@@ -75,6 +75,10 @@ type Dispatcher struct {
 
 	// scans counts finished scans (tests wait on it).
 	scans atomic.Int64
+	// fetchWait bounds a lane's pull request (laneFetchWait; shorter in
+	// tests), and emptyPull, if set, is told of each that brought nothing.
+	fetchWait time.Duration
+	emptyPull func(*lane)
 
 	wakeOnce sync.Once
 	wakeMu   sync.Mutex
@@ -145,6 +149,9 @@ func (d *Dispatcher) setDefaults() {
 	}
 	if d.ConsumerInactive <= 0 {
 		d.ConsumerInactive = DefaultConsumerInactive
+	}
+	if d.fetchWait <= 0 {
+		d.fetchWait = laneFetchWait
 	}
 	d.initWake()
 }
@@ -490,6 +497,9 @@ func (d *Dispatcher) fetchLoop(ctx, work context.Context, uid types.UID, l *lane
 			case <-time.After(time.Second):
 			}
 		}
+		if got == 0 && d.emptyPull != nil {
+			d.emptyPull(l)
+		}
 		if got == 0 && l.retire && !l.queued.Load() && l.idle(d.LaneIdle) {
 			return
 		}
@@ -499,7 +509,7 @@ func (d *Dispatcher) fetchLoop(ctx, work context.Context, uid types.UID, l *lane
 // fetch pulls up to n messages and hands each to a worker; it returns how
 // many it got.
 func (d *Dispatcher) fetch(ctx, work context.Context, l *lane, n int, wg *sync.WaitGroup) (int, error) {
-	fctx, cancel := context.WithTimeout(ctx, laneFetchWait)
+	fctx, cancel := context.WithTimeout(ctx, d.fetchWait)
 	defer cancel()
 	batch, err := l.consumer.Fetch(n, jetstream.FetchContext(fctx))
 	got := 0

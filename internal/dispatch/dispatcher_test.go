@@ -227,3 +227,51 @@ func TestFirstOutcomeAdoptsAnUntouchedPendingRecord(t *testing.T) {
 		t.Fatalf("handed out %d times, want once", info.Delivered.Consumer)
 	}
 }
+
+// A lane whose endpoint has a delivery waiting for a delayed retry does not
+// retire, however long it finds nothing to fetch: its consumer holds the
+// retry delay, and a new consumer would hand the delivery out at once.
+func TestLaneWithARetryWaitingStays(t *testing.T) {
+	d := newTestDispatcher(t)
+	ctx := context.Background()
+	d.ScanEvery, d.LaneIdle, d.ConsumerInactive, d.fetchWait = 20*time.Millisecond, 100*time.Millisecond, time.Second, 50*time.Millisecond
+	var mu sync.Mutex
+	pulls := map[*lane]int{}
+	d.emptyPull = func(l *lane) { mu.Lock(); pulls[l]++; mu.Unlock() }
+	// A manual redelivery (round 1) whose record waits an hour for its next
+	// retry: the dispatcher reads the record and returns the message with
+	// that delay.
+	created := time.Now().UTC().Truncate(time.Millisecond)
+	next := time.Now().Add(time.Hour)
+	m := fanout.Message{ID: "dlv_4", EventID: "evt_4", EventType: "report.completed", EndpointUID: "uid-retry", Namespace: "team-d",
+		Name: "retry", Body: []byte(`{}`), Created: created, Round: 1}
+	rec := m.NewRecord()
+	rec.State, rec.NextRetry, rec.AttemptCount = datav1.StateRetrying, &next, 1
+	if _, err := d.Log.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.JS.PublishMsg(ctx, m.NewMsg()); err != nil {
+		t.Fatal(err)
+	}
+	runDispatcher(t, d)
+	// 20 empty pulls of 50 ms: well past LaneIdle.
+	waitFor(t, "20 empty pulls", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range pulls {
+			if n >= 20 {
+				return true
+			}
+		}
+		return false
+	})
+	mu.Lock()
+	lanes := len(pulls)
+	mu.Unlock()
+	if lanes != 1 {
+		t.Fatalf("%d lanes pulled for the endpoint, want 1 (the lane retired and was started again)", lanes)
+	}
+	if n := storedMsgs(t, d); n != 1 {
+		t.Fatalf("%d messages in the stream, want the waiting one", n)
+	}
+}
