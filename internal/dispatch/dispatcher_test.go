@@ -2,11 +2,13 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -273,5 +275,40 @@ func TestLaneWithARetryWaitingStays(t *testing.T) {
 	}
 	if n := storedMsgs(t, d); n != 1 {
 		t.Fatalf("%d messages in the stream, want the waiting one", n)
+	}
+}
+
+// After an upgrade, the legacy deliveries stream's per-endpoint consumers
+// are drained, then deleted, and so is the stream.
+func TestLegacyStreamIsDrainedThenDeleted(t *testing.T) {
+	d := newTestDispatcher(t)
+	ctx := context.Background()
+	d.ScanEvery = 50 * time.Millisecond
+	if _, err := d.JS.CreateStream(ctx, jetstream.StreamConfig{Name: queue.LegacyDeliveriesStream, Subjects: []string{"mira.deliveries.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	m := fanout.Message{ID: "dlv_5", EventID: "evt_5", EventType: "report.completed", EndpointUID: "uid-old", Namespace: "team-e",
+		Name: "old", Body: []byte(`{}`), Created: time.Now().UTC().Truncate(time.Millisecond)}
+	msg := m.NewMsg()
+	msg.Subject = "mira.deliveries.uid-old" // the legacy subject
+	if _, err := d.JS.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.JS.CreateOrUpdateConsumer(ctx, queue.LegacyDeliveriesStream, jetstream.ConsumerConfig{
+		Durable: ConsumerName("uid-old"), FilterSubject: "mira.deliveries.uid-old", AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runDispatcher(t, d)
+	waitFor(t, "the legacy stream to be deleted", func() bool {
+		_, err := d.JS.Stream(ctx, queue.LegacyDeliveriesStream)
+		return errors.Is(err, jetstream.ErrStreamNotFound)
+	})
+	rec, _, err := d.Log.Get(ctx, "uid-old", m.Created, m.ID)
+	if err != nil {
+		t.Fatalf("the legacy delivery was not settled before its stream went: %v", err)
+	}
+	if rec.State != datav1.StateDead || rec.Reason != ReasonDeleted {
+		t.Fatalf("record %s/%s, want Dead/%s", rec.State, rec.Reason, ReasonDeleted)
 	}
 }

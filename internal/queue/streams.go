@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -139,6 +140,10 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if c.MaxBytes < MinMaxBytes {
 		return fmt.Errorf("storage bound %d bytes is below the minimum of %d", c.MaxBytes, int64(MinMaxBytes))
 	}
+	legacy, err := shrinkLegacy(ctx, js)
+	if err != nil {
+		return err
+	}
 	streams := []jetstream.StreamConfig{
 		{Name: EventsStream, Subjects: []string{EventsSubject + ".>"}},
 		// Delivery ids only need dedupe while a fan-out may be replayed
@@ -159,6 +164,10 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		}
 		// Full: publishing fails rather than dropping queued messages.
 		s.MaxBytes = c.MaxBytesOf(s.Name)
+		if s.Name == DeliveriesStream {
+			// The legacy stream keeps what it holds out of the same share.
+			s.MaxBytes = max(s.MaxBytes-legacy, MinMaxBytes)
+		}
 		s.Discard = jetstream.DiscardNew
 		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
 			return fmt.Errorf("create stream %s: %w", s.Name, err)
@@ -201,6 +210,38 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		}
 	}
 	return discardOldest(ctx, js, DeliveryLogBucket)
+}
+
+// shrinkLegacy bounds the legacy deliveries stream, left by an earlier
+// version until the dispatcher has drained it, to the bytes it holds, so the
+// new outbox fits in the storage the two share; an empty one is deleted. It
+// returns the bytes the legacy stream keeps. Nothing is removed from it: an
+// earlier replica still publishing there during a rolling upgrade is refused
+// (its fan-out retries the event later, and a new replica takes it).
+func shrinkLegacy(ctx context.Context, js jetstream.JetStream) (int64, error) {
+	st, err := js.Stream(ctx, LegacyDeliveriesStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read stream %s: %w", LegacyDeliveriesStream, err)
+	}
+	info := st.CachedInfo()
+	if info.State.Msgs == 0 {
+		if err := js.DeleteStream(ctx, LegacyDeliveriesStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return 0, fmt.Errorf("delete empty stream %s: %w", LegacyDeliveriesStream, err)
+		}
+		return 0, nil
+	}
+	used := int64(info.State.Bytes) //nolint:gosec // G115: a stream's size fits
+	cfg := info.Config
+	if cfg.MaxBytes != used {
+		cfg.MaxBytes, cfg.Discard = used, jetstream.DiscardNew
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return 0, fmt.Errorf("bound stream %s to its contents: %w", LegacyDeliveriesStream, err)
+		}
+	}
+	return used, nil
 }
 
 // discardOldest makes a full bucket drop its oldest entries instead of
