@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,7 +130,9 @@ func runLanes(ctx context.Context, sk *sink, configured int) (lanesResult, error
 	if err != nil {
 		return res, err
 	}
-	runtime.GC()
+	// What an earlier run left in the heap goes back to the OS first, so the
+	// RSS figures are this run's.
+	debug.FreeOSMemory()
 	self := strconv.Itoa(os.Getpid())
 
 	rctx, cancel := context.WithCancel(ctx)
