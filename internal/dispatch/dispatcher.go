@@ -70,8 +70,11 @@ type Dispatcher struct {
 	// ConsumerInactive is how long the server keeps a lane's consumer once
 	// nobody pulls from it (DefaultConsumerInactive when zero).
 	ConsumerInactive time.Duration
-	Now              func() time.Time
-	Rand             func() float64
+	// LegacyDrained, if set, runs once the legacy deliveries stream is
+	// deleted (the receiver gives the outbox its whole storage share back).
+	LegacyDrained func(context.Context) error
+	Now           func() time.Time
+	Rand          func() float64
 
 	// scans counts finished scans (tests wait on it).
 	scans atomic.Int64
@@ -451,6 +454,12 @@ func (d *Dispatcher) syncLegacy(ctx context.Context, ls *lanes) {
 	if len(ls.legacy) == 0 {
 		if err := d.JS.DeleteStream(ctx, queue.LegacyDeliveriesStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			d.Logger.Error(err, "delete the drained legacy deliveries stream")
+			return
+		}
+		if d.LegacyDrained != nil {
+			if err := d.LegacyDrained(ctx); err != nil {
+				d.Logger.Error(err, "after the legacy deliveries stream was drained")
+			}
 		}
 	}
 }

@@ -164,9 +164,12 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		}
 		// Full: publishing fails rather than dropping queued messages.
 		s.MaxBytes = c.MaxBytesOf(s.Name)
-		if s.Name == DeliveriesStream {
-			// The legacy stream keeps what it holds out of the same share.
-			s.MaxBytes = max(s.MaxBytes-legacy, MinMaxBytes)
+		if s.Name == DeliveriesStream && legacy > 0 {
+			// The legacy stream keeps what it holds out of the same share
+			// (at most a tenth more in all: the streams get 95% of the
+			// store). Once it is drained, Ensure runs again and the outbox
+			// gets its whole share.
+			s.MaxBytes = max(s.MaxBytes-legacy, s.MaxBytes/10)
 		}
 		s.Discard = jetstream.DiscardNew
 		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
@@ -226,7 +229,26 @@ func shrinkLegacy(ctx context.Context, js jetstream.JetStream) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read stream %s: %w", LegacyDeliveriesStream, err)
 	}
-	info := st.CachedInfo()
+	// Messages every consumer has acknowledged stay in a limits stream
+	// until they expire; only the rest still need room. Without any
+	// consumer nothing would ever deliver what it holds (the dispatcher
+	// drains the legacy stream through its consumers): it goes.
+	floor, consumers, ok := minAckFloor(ctx, st)
+	if ok && consumers == 0 {
+		if err := js.DeleteStream(ctx, LegacyDeliveriesStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return 0, fmt.Errorf("delete stream %s without consumers: %w", LegacyDeliveriesStream, err)
+		}
+		return 0, nil
+	}
+	if ok && floor > 0 {
+		if err := st.Purge(ctx, jetstream.WithPurgeSequence(floor+1)); err != nil {
+			return 0, fmt.Errorf("purge delivered messages of stream %s: %w", LegacyDeliveriesStream, err)
+		}
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read stream %s: %w", LegacyDeliveriesStream, err)
+	}
 	if info.State.Msgs == 0 {
 		if err := js.DeleteStream(ctx, LegacyDeliveriesStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return 0, fmt.Errorf("delete empty stream %s: %w", LegacyDeliveriesStream, err)
@@ -242,6 +264,23 @@ func shrinkLegacy(ctx context.Context, js jetstream.JetStream) (int64, error) {
 		}
 	}
 	return used, nil
+}
+
+// minAckFloor is the lowest stream sequence every consumer of st has
+// acknowledged up to, and how many consumers st has (ok false when they
+// cannot be listed).
+func minAckFloor(ctx context.Context, st jetstream.Stream) (floor uint64, consumers int, ok bool) {
+	infos := st.ListConsumers(ctx)
+	for info := range infos.Info() {
+		if consumers == 0 || info.AckFloor.Stream < floor {
+			floor = info.AckFloor.Stream
+		}
+		consumers++
+	}
+	if infos.Err() != nil {
+		return 0, 0, false
+	}
+	return floor, consumers, true
 }
 
 // discardOldest makes a full bucket drop its oldest entries instead of

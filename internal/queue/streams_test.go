@@ -34,7 +34,8 @@ func startBounded(t *testing.T, maxStore int64) jetstream.JetStream {
 // An upgrade finds the legacy deliveries stream holding its share of a
 // bounded store: Ensure bounds it to what it holds, without removing any
 // of it, so the new outbox fits beside it; an empty legacy stream is
-// deleted.
+// deleted. (Acknowledged messages are purged first: see
+// TestEnsurePurgesWhatTheLegacyConsumersAcked.)
 func TestEnsureMakesRoomBesideTheLegacyStream(t *testing.T) {
 	ctx := context.Background()
 	const store = 200 << 20
@@ -47,6 +48,12 @@ func TestEnsureMakesRoomBesideTheLegacyStream(t *testing.T) {
 		}
 		if held {
 			if _, err := js.Publish(ctx, "mira.deliveries.uid-1", []byte("queued before the upgrade")); err != nil {
+				t.Fatal(err)
+			}
+			// The endpoint's consumer of the earlier version, not acked yet.
+			if _, err := js.CreateOrUpdateConsumer(ctx, queue.LegacyDeliveriesStream, jetstream.ConsumerConfig{
+				Durable: "dispatch-uid-1", FilterSubject: "mira.deliveries.uid-1", AckPolicy: jetstream.AckExplicitPolicy,
+			}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -67,5 +74,45 @@ func TestEnsureMakesRoomBesideTheLegacyStream(t *testing.T) {
 		if info.State.Msgs != 1 || info.Config.MaxBytes != int64(info.State.Bytes) {
 			t.Fatalf("legacy stream: %d messages, bound %d for %d bytes; want 1 message, bound = bytes", info.State.Msgs, info.Config.MaxBytes, info.State.Bytes)
 		}
+	}
+}
+
+// Messages every legacy consumer acknowledged (a limits stream keeps them
+// until they expire) are purged; the rest stay.
+func TestEnsurePurgesWhatTheLegacyConsumersAcked(t *testing.T) {
+	ctx := context.Background()
+	js := startBounded(t, 200<<20)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: queue.LegacyDeliveriesStream, Subjects: []string{"mira.deliveries.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range []string{"mira.deliveries.uid-1", "mira.deliveries.uid-1", "mira.deliveries.uid-1"} {
+		if _, err := js.Publish(ctx, subj, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, queue.LegacyDeliveriesStream, jetstream.ConsumerConfig{
+		Durable: "dispatch-uid-1", FilterSubject: "mira.deliveries.uid-1", AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := queue.Ensure(ctx, js, queue.Config{MaxBytes: 190 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, queue.LegacyDeliveriesStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := st.CachedInfo(); info.State.Msgs != 1 || info.State.FirstSeq != 3 {
+		t.Fatalf("legacy stream holds %d messages from %d, want the unacknowledged one (3)", info.State.Msgs, info.State.FirstSeq)
 	}
 }

@@ -448,6 +448,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 	disp := &dispatch.Dispatcher{JS: r.JetStream, Log: r.Log, Registry: r.Registry, Status: r.Status, Metrics: r.metrics.dispatch,
 		Logger: r.Logger.WithName("dispatch"), Replicas: o.Replicas, MaxPending: o.MaxAckPending, ShutdownGrace: o.ShutdownGrace}
 	fan.Queued = disp.Wake
+	disp.LegacyDrained = r.ensureStreams // the outbox gets its whole share back
 
 	// Data-plane workers start once the endpoint informer has synced, so no
 	// delivery is judged against an empty registry.
