@@ -231,7 +231,7 @@ func receiverThroughput(ctx context.Context, d *deliveryEnv, uids []types.UID, n
 	for k := range uids {
 		evTypes[k] = miraapi.EventTypes[k%len(miraapi.EventTypes)]
 	}
-	events := benchEvents(n, evTypes...)
+	events := benchEvents("bench-throughput", n, evTypes...)
 	d.sink.reset("/tput/", n)
 	conns := d.sink.conns.Load()
 	fetches := d.dispatchFetches(ctx)
@@ -317,7 +317,7 @@ func baselineLatency(ctx context.Context, d *deliveryEnv, body []byte) (latencyR
 
 func receiverLatency(ctx context.Context, d *deliveryEnv, uid types.UID, interval time.Duration) (latencyRun, error) {
 	total := int(dlvRate * dlvPaceDur.Seconds())
-	events := benchEvents(total, miraapi.EventReportCompleted) // only endpoint tput-0 subscribes
+	events := benchEvents("bench-throughput", total, miraapi.EventReportCompleted) // only endpoint tput-0 subscribes
 	ids := make([]string, total)
 	for i, ev := range events {
 		ids[i] = fanout.DeliveryID(ev.ID, string(uid))
@@ -376,7 +376,7 @@ func isolation(ctx context.Context, d *deliveryEnv) (without, with []throughput,
 	}()
 	run := func(eventType string) (throughput, error) {
 		n := dlvIsoEvents * dlvIsoHealthy
-		events := benchEvents(dlvIsoEvents, eventType)
+		events := benchEvents(ns, dlvIsoEvents, eventType)
 		d.sink.reset("/iso/ok/", n)
 		t0 := time.Now()
 		if err := forEach(ctx, len(events), dlvPublishers, func(i int) error { return d.recv.Publisher.Publish(ctx, events[i]) }); err != nil {
@@ -613,8 +613,8 @@ func deliverySection(r deliveryResults) Section {
 	b.WriteString("\nInterpretation:\n\n")
 	fmt.Fprintf(&b, "- Code measured: %s.\n", r.version)
 	fmt.Fprintf(&b, "- Throughput: %.2f× the baseline. Each delivery costs the receiver, besides the POST: a JetStream publish into the deliveries stream at fan-out, "+
-		"on a first attempt no KV read of its delivery record (the message carries the revision of the record the fan-out created; retries read it), "+
-		"a KV write of the record after it, the ack, and a signing-Secret read from the informer cache. In CPU of the bench process that is %s µs per delivery "+
+		"no delivery-log write at fan-out and no KV read before a first attempt (the queued message is the pending delivery; retries read the record), "+
+		"one KV write of the record at each outcome (created at the first), the ack, and a signing-Secret read from the informer cache. In CPU of the bench process that is %s µs per delivery "+
 		"against %s µs per baseline request. During the receiver run the machine was %s busy, %s of it other people's work (\"rest of machine\"), "+
 		"so the receiver had well under the 2 cores.\n",
 		ratio, cpuPerItem(r.recv), cpuPerItem(r.base), pct(r.recv.cpu.machine, r.recv.cpu.wall*time.Duration(runtime.NumCPU())),

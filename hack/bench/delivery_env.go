@@ -415,12 +415,13 @@ func benchData(i int) json.RawMessage {
 	return json.RawMessage(fmt.Sprintf(`{"report_id":"rep_%012d","meeting_id":"mtg_%012d","user_id":"usr_%08d","score":78}`, i, i, i%1000))
 }
 
-// benchEvents returns n events of the given types (round robin) with fresh ids.
-func benchEvents(n int, eventTypes ...string) []events.Event {
+// benchEvents returns n events of workspace ns, of the given types (round
+// robin), with fresh ids.
+func benchEvents(ns string, n int, eventTypes ...string) []events.Event {
 	now := time.Now()
 	evs := make([]events.Event, n)
 	for i := range evs {
-		evs[i] = events.Event{ID: events.NewEventID(now), Type: eventTypes[i%len(eventTypes)], Data: benchData(i), Time: now}
+		evs[i] = events.Event{ID: events.NewEventID(now), Namespace: ns, Type: eventTypes[i%len(eventTypes)], Data: benchData(i), Time: now}
 	}
 	return evs
 }

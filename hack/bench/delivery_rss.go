@@ -127,7 +127,7 @@ func rssChild(c rssChildConfig) (rssChildResult, error) {
 	self := strconv.Itoa(os.Getpid())
 	res.IdleRSS = vmRSS(self, "VmRSS")
 
-	events := benchEvents(c.Events, miraapi.EventReportCompleted)
+	events := benchEvents(c.Namespace, c.Events, miraapi.EventReportCompleted)
 	start := time.Now()
 	if err := forEach(ctx, len(events), c.Publish, func(i int) error { return r.Publisher.Publish(ctx, events[i]) }); err != nil {
 		return res, err

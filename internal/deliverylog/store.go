@@ -53,8 +53,15 @@ func RecordBudget(maxPayload int64) int {
 	return max(int(b), MinMaxRecordBytes)
 }
 
-// encode bounds and encodes a record.
+// encode bounds and encodes a record. A record already within its bounds
+// (the common case) is encoded once: Bound measures by encoding, so calling
+// it first encoded every record twice.
 func (s *Store) encode(r *datav1.Delivery) ([]byte, error) {
+	if len(r.Attempts) <= datav1.MaxLoggedAttempts {
+		if b, err := json.Marshal(r); err == nil && len(b) <= max(s.MaxRecordBytes, MinMaxRecordBytes) {
+			return b, nil
+		}
+	}
 	Bound(r, s.MaxRecordBytes)
 	b, err := json.Marshal(r)
 	if err != nil {

@@ -2,7 +2,9 @@ package deliverylog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,4 +105,36 @@ func ids(ds []datav1.Delivery) []string {
 		out = append(out, d.ID)
 	}
 	return out
+}
+
+// A record within the budget is stored as it is; one over it is bounded
+// before it is stored (encode's fast path must not skip Bound).
+func TestStoredRecordsStayWithinTheBudget(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	s.MaxRecordBytes = MinMaxRecordBytes
+	created := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	small := &datav1.Delivery{ID: "dlv_s", UID: "u1", State: datav1.StateRetrying, Created: created,
+		Attempts: []datav1.Attempt{{Number: 1, StatusCode: 500, ResponseBody: "busy"}}}
+	big := &datav1.Delivery{ID: "dlv_b", UID: "u1", State: datav1.StateRetrying, Created: created,
+		Attempts: []datav1.Attempt{{Number: 1, StatusCode: 500, ResponseBody: strings.Repeat("x", 2*MinMaxRecordBytes)}}}
+	for _, r := range []*datav1.Delivery{small, big} {
+		if _, err := s.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _, err := s.Get(ctx, "u1", created, "dlv_s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Attempts) != 1 || got.Attempts[0].ResponseBody != "busy" {
+		t.Fatalf("small record changed: %+v", got)
+	}
+	got, _, err = s.Get(ctx, "u1", created, "dlv_b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(got); len(b) > MinMaxRecordBytes {
+		t.Fatalf("stored record is %d bytes, over the budget of %d", len(b), MinMaxRecordBytes)
+	}
 }

@@ -214,7 +214,7 @@ func (d *Dispatcher) finish(ctx context.Context, msg jetstream.Msg, e *endpoints
 		// The log bounds the record so that it always fits a NATS message.
 		rec.Attempts = append(rec.Attempts, *a)
 	}
-	if _, err := d.Log.Update(ctx, rec, rev); err != nil {
+	if _, err := d.store(ctx, rec, rev); err != nil {
 		d.Logger.Error(err, "store delivery record", "delivery", rec.ID)
 		stored := false
 		if a != nil && !errors.Is(err, deliverylog.ErrConflict) {
@@ -286,24 +286,47 @@ func minimalRecord(rec *datav1.Delivery) *datav1.Delivery {
 	return &m
 }
 
-// loadRecord reads the delivery's record (the fan-out created it), or
-// starts one when it is missing (a message queued before records were
-// created at fan-out, or one whose record expired).
+// loadRecord reads the delivery's record, or starts one.
 //
-// The first hand-out of a message that carries the revision of the record
-// the fan-out created needs no read: the record is NewRecord at that
-// revision unless something changed it meanwhile, and then the
-// compare-and-set write of the outcome fails, the message is not acked and
-// its next hand-out reads the record. This saves one KV read per delivery.
+// The first hand-out of a message needs no read in two cases: the message
+// carries the revision of the record a redone fan-out created (the record is
+// NewRecord at that revision unless something changed it, and then the
+// compare-and-set write of the outcome fails), or it is a first-round
+// message of a first fan-out, which wrote no record: its record is NewRecord,
+// created if absent at the first outcome (rev 0). A record that exists after
+// all (a fan-out redone after a crash) makes that create fail; store then
+// adopts a still untouched pending record, and otherwise the message is not
+// acked and its next hand-out reads the record. This saves one KV read per
+// delivery, and the fan-out's KV write.
 func (d *Dispatcher) loadRecord(ctx context.Context, m *fanout.Message, delivered uint64) (*datav1.Delivery, uint64, error) {
 	if delivered == 1 && m.RecordRev != 0 {
 		return m.NewRecord(), m.RecordRev, nil
+	}
+	if delivered == 1 && m.Round == 0 {
+		return m.NewRecord(), 0, nil
 	}
 	rec, rev, err := d.Log.Get(ctx, m.EndpointUID, m.Created, m.ID)
 	if errors.Is(err, deliverylog.ErrNotFound) {
 		return m.NewRecord(), 0, nil
 	}
 	return rec, rev, err
+}
+
+// store writes rec read at revision rev (0: create it). When the create
+// finds a record that no outcome has touched yet (pending, same round, no
+// attempt: written by a redone fan-out, or by another replica holding the
+// delivery), rec replaces it, so the attempt just made is recorded instead
+// of being made again.
+func (d *Dispatcher) store(ctx context.Context, rec *datav1.Delivery, rev uint64) (uint64, error) {
+	newRev, err := d.Log.Update(ctx, rec, rev)
+	if rev != 0 || !errors.Is(err, deliverylog.ErrConflict) {
+		return newRev, err
+	}
+	cur, curRev, gerr := d.Log.Get(ctx, rec.UID, rec.Created, rec.ID)
+	if gerr != nil || cur.State != datav1.StatePending || cur.Round != rec.Round || cur.AttemptCount != 0 {
+		return 0, err
+	}
+	return d.Log.Update(ctx, rec, curRev)
 }
 
 func policyFor(obj *miraapi.WebhookEndpoint) delivery.Policy {

@@ -28,7 +28,8 @@ func TestObserveBacklog(t *testing.T) {
 	reg.Observe(idle)
 
 	// busy: three messages, the first acknowledged; idle: one, acknowledged.
-	for i, subj := range []string{fanout.Subject("uid-busy"), fanout.Subject("uid-busy"), fanout.Subject("uid-idle"), fanout.Subject("uid-busy")} {
+	busySubj, idleSubj := fanout.Subject("team-a", "uid-busy"), fanout.Subject("team-a", "uid-idle")
+	for i, subj := range []string{busySubj, busySubj, idleSubj, busySubj} {
 		if i > 0 {
 			// Not synchronisation: it spaces the stream timestamps so the
 			// assertion below can tell which message the age came from.
@@ -40,7 +41,7 @@ func TestObserveBacklog(t *testing.T) {
 	}
 	ack := func(uid string, n int) {
 		cons, err := js.CreateOrUpdateConsumer(ctx, queue.DeliveriesStream, jetstream.ConsumerConfig{
-			Durable: ConsumerName(types.UID(uid)), FilterSubject: fanout.Subject(uid), AckPolicy: jetstream.AckExplicitPolicy,
+			Durable: ConsumerName(types.UID(uid)), FilterSubject: fanout.Subject("team-a", uid), AckPolicy: jetstream.AckExplicitPolicy,
 		})
 		if err != nil {
 			t.Fatal(err)

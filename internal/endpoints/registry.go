@@ -39,6 +39,9 @@ type Registry struct {
 	mu    sync.RWMutex
 	byUID map[types.UID]*Endpoint
 	byKey map[types.NamespacedName]types.UID
+	// all is the list All returns, rebuilt after an endpoint was added or
+	// removed (nil: stale). The fan-out reads it for every event.
+	all []*Endpoint
 
 	synced func() bool
 }
@@ -123,6 +126,7 @@ func (r *Registry) Observe(w *miraapi.WebhookEndpoint) *Endpoint {
 	if e == nil {
 		e = newEndpoint(w)
 		r.byUID[w.UID] = e
+		r.all = nil
 	}
 	r.byKey[types.NamespacedName{Namespace: w.Namespace, Name: w.Name}] = w.UID
 	e.mu.Lock()
@@ -152,6 +156,7 @@ func (r *Registry) remove(w *miraapi.WebhookEndpoint) {
 		e.closeIdle()
 	}
 	delete(r.byUID, w.UID)
+	r.all = nil
 	key := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
 	if r.byKey[key] == w.UID {
 		delete(r.byKey, key)
@@ -176,15 +181,25 @@ func (r *Registry) Lookup(ns, name string) *Endpoint {
 	return r.byUID[uid]
 }
 
-// All returns every endpoint.
+// All returns every endpoint. The slice is shared until the next change of
+// membership: callers must not modify it. (Building a fresh one per event
+// walked and copied the whole map for every event the fan-out handled.)
 func (r *Registry) All() []*Endpoint {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]*Endpoint, 0, len(r.byUID))
-	for _, e := range r.byUID {
-		out = append(out, e)
+	all := r.all
+	r.mu.RUnlock()
+	if all != nil {
+		return all
 	}
-	return out
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.all == nil {
+		r.all = make([]*Endpoint, 0, len(r.byUID))
+		for _, e := range r.byUID {
+			r.all = append(r.all, e)
+		}
+	}
+	return r.all
 }
 
 // SigningSecrets returns the current secret and the previous one while it is

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -97,5 +98,30 @@ func TestDeliverable(t *testing.T) {
 				t.Fatalf("Target = %q, %v; want %q from the spec", got, err, tt.target)
 			}
 		})
+	}
+}
+
+// All follows additions and removals although it reuses its list between
+// changes.
+func TestAllFollowsMembership(t *testing.T) {
+	reg, err := NewRegistry(RegistryOptions{Reader: fake.NewClientBuilder().Build()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := func(uid string) *miraapi.WebhookEndpoint {
+		return &miraapi.WebhookEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: uid, UID: types.UID(uid), ResourceVersion: "1"}}
+	}
+	if n := len(reg.All()); n != 0 {
+		t.Fatalf("%d endpoints in an empty registry", n)
+	}
+	reg.Observe(ep("a"))
+	reg.Observe(ep("b"))
+	if n := len(reg.All()); n != 2 {
+		t.Fatalf("%d endpoints after two were added, want 2", n)
+	}
+	reg.Observe(ep("a")) // an update is no new member
+	reg.remove(ep("b"))
+	if all := reg.All(); len(all) != 1 || all[0].UID != "a" {
+		t.Fatalf("after removing b: %d endpoints", len(all))
 	}
 }

@@ -46,7 +46,7 @@ func (m *Message) NewMsg() *nats.Msg {
 	if m.RecordRev != 0 {
 		h[hdrRecordRev] = []string{strconv.FormatUint(m.RecordRev, 10)}
 	}
-	return &nats.Msg{Subject: Subject(m.EndpointUID), Header: h, Data: m.Body}
+	return &nats.Msg{Subject: Subject(m.Namespace, m.EndpointUID), Header: h, Data: m.Body}
 }
 
 // DecodeMessage reads a deliveries-stream message: headers and body, or the

@@ -18,7 +18,7 @@ func sampleMessage() Message {
 func TestMessageHeadersRoundTrip(t *testing.T) {
 	want := sampleMessage()
 	msg := want.NewMsg()
-	if msg.Subject != Subject(want.EndpointUID) {
+	if msg.Subject != Subject(want.Namespace, want.EndpointUID) {
 		t.Fatalf("subject %q", msg.Subject)
 	}
 	got, err := DecodeMessage(msg.Header, msg.Data)

@@ -1,6 +1,6 @@
 // Package fanout turns each stored event into one delivery per subscribed
-// WebhookEndpoint: a pending record in the delivery log and a message in the
-// deliveries stream. It never judges whether an endpoint can be delivered
+// WebhookEndpoint: a message in the deliveries stream (and, when the fan-out
+// of an event is redone, a pending record in the delivery log first). It never judges whether an endpoint can be delivered
 // to: every (event, subscribed endpoint) pair gets a delivery, and the
 // dispatcher holds it until the endpoint is deliverable (or skips it while
 // the endpoint is suspended or disabled).
@@ -42,6 +42,10 @@ type Fanout struct {
 	Workers     int
 	// Filtered counts events dropped by endpoints' filters; optional.
 	Filtered FilteredCounter
+	// Queued, if set, is told the subject of every delivery queued (once
+	// the stream stored it), so the dispatcher starts that endpoint's lane
+	// at once instead of at its next scan of the stream.
+	Queued func(subject string)
 
 	warnOnce sync.Once
 }
@@ -119,13 +123,27 @@ func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
 		f.noWorkspace(ev)
 		return nil
 	}
-	return f.fanOut(ctx, ev, body)
+	redone := true
+	if md, err := msg.Metadata(); err == nil {
+		redone = md.NumDelivered > 1
+	}
+	return f.fanOut(ctx, ev, body, redone)
 }
 
-// fanOut records and queues the deliveries of one event whose body is built.
-func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error {
+// fanOut queues the deliveries of one event whose body is built.
+//
+// The first fan-out of an event only queues messages: the queued message is
+// the delivery's pending record, and the dispatcher writes the record in the
+// delivery log at the first outcome (create-if-absent), or a Pending record
+// with its reason when it holds the delivery. A fan-out redone (the event
+// handed out again after a crash or a failed publish) may come after the
+// deliveries stream forgot the message ids, so it first creates each record
+// if absent and skips deliveries already under way: a redone fan-out never
+// resets a delivery's history nor queues it twice.
+func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte, redone bool) error {
 	var futures []jetstream.PubAckFuture
 	var act *eventfilter.Activation
+	var subjects []string
 	for _, e := range Targets(ev, f.Registry.All()) {
 		if !f.accepts(ctx, ev, e, &act) {
 			continue
@@ -135,18 +153,21 @@ func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error
 			ID: DeliveryID(ev.ID, string(e.UID)), EventID: ev.ID, EventType: ev.Type, EndpointUID: string(e.UID),
 			Namespace: obj.Namespace, Name: obj.Name, Body: body, Created: ev.Time,
 		}
-		queueIt, err := f.createRecord(ctx, &m)
-		if err != nil {
-			return err
-		}
-		if !queueIt {
-			continue
+		if redone {
+			queueIt, err := f.createRecord(ctx, &m)
+			if err != nil {
+				return err
+			}
+			if !queueIt {
+				continue
+			}
 		}
 		fut, err := f.JS.PublishMsgAsync(m.NewMsg(), jetstream.WithMsgID(m.ID))
 		if err != nil {
 			return fmt.Errorf("queue delivery %s: %w", m.ID, err)
 		}
 		futures = append(futures, fut)
+		subjects = append(subjects, fut.Msg().Subject)
 	}
 	for _, fut := range futures {
 		select {
@@ -155,6 +176,11 @@ func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte) error
 			return fmt.Errorf("queue delivery: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+	if f.Queued != nil {
+		for _, s := range subjects {
+			f.Queued(s)
 		}
 	}
 	return nil

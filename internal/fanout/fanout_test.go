@@ -3,6 +3,8 @@ package fanout
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -66,33 +68,51 @@ func endpoint(uid, name string, events []string, ready bool) *miraapi.WebhookEnd
 	return w
 }
 
-// Every subscribed endpoint gets a pending record and a message, Ready or
-// not (a spec not reconciled yet, a Secret still missing); endpoints that do
-// not subscribe get nothing.
+// Every subscribed endpoint gets a message, Ready or not (a spec not
+// reconciled yet, a Secret still missing); endpoints that do not subscribe
+// get nothing. The first fan-out writes no record: the message is the
+// pending delivery until the dispatcher records its first outcome. A redone
+// fan-out writes a pending record per delivery before queuing it.
 func TestEverySubscribedEndpointGetsADelivery(t *testing.T) {
-	f, js, reg := setup(t)
-	ctx := context.Background()
-	reg.Observe(endpoint("a", "ready", []string{miraapi.EventReportCompleted}, true))
-	reg.Observe(endpoint("b", "not-ready", []string{miraapi.EventAll}, false))
-	reg.Observe(endpoint("c", "other", []string{miraapi.EventMeetingFailed}, true))
-	ev := events.Event{ID: "evt_1", Namespace: "ns", Type: miraapi.EventReportCompleted, Data: json.RawMessage(`{}`), Time: time.Now().UTC()}
-	if err := f.fanOut(ctx, ev, []byte(`{"event":"report.completed"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if n := queued(t, js); n != 2 {
-		t.Fatalf("%d deliveries queued, want 2 (the ready and the not-ready subscriber)", n)
-	}
-	for _, uid := range []string{"uid-a", "uid-b"} {
-		rec, _, err := f.Log.Get(ctx, uid, ev.Time, DeliveryID(ev.ID, uid))
-		if err != nil {
-			t.Fatalf("record of %s: %v", uid, err)
-		}
-		if rec.State != datav1.StatePending || rec.EventID != ev.ID {
-			t.Fatalf("record of %s: %+v", uid, rec)
-		}
-	}
-	if _, _, err := f.Log.Get(ctx, "uid-c", ev.Time, DeliveryID(ev.ID, "uid-c")); err != deliverylog.ErrNotFound {
-		t.Fatalf("a record for an endpoint that does not subscribe: %v", err)
+	for _, redone := range []bool{false, true} {
+		t.Run(fmt.Sprintf("redone=%t", redone), func(t *testing.T) {
+			f, js, reg := setup(t)
+			ctx := context.Background()
+			reg.Observe(endpoint("a", "ready", []string{miraapi.EventReportCompleted}, true))
+			reg.Observe(endpoint("b", "not-ready", []string{miraapi.EventAll}, false))
+			reg.Observe(endpoint("c", "other", []string{miraapi.EventMeetingFailed}, true))
+			var woken []string
+			f.Queued = func(s string) { woken = append(woken, s) }
+			ev := events.Event{ID: "evt_1", Namespace: "ns", Type: miraapi.EventReportCompleted, Data: json.RawMessage(`{}`), Time: time.Now().UTC()}
+			if err := f.fanOut(ctx, ev, []byte(`{"event":"report.completed"}`), redone); err != nil {
+				t.Fatal(err)
+			}
+			if n := queued(t, js); n != 2 {
+				t.Fatalf("%d deliveries queued, want 2 (the ready and the not-ready subscriber)", n)
+			}
+			sort.Strings(woken) // the registry has no order
+			if len(woken) != 2 || woken[0] != Subject("ns", "uid-a") || woken[1] != Subject("ns", "uid-b") {
+				t.Fatalf("Queued told %v, want the subjects of uid-a and uid-b", woken)
+			}
+			for _, uid := range []string{"uid-a", "uid-b"} {
+				rec, _, err := f.Log.Get(ctx, uid, ev.Time, DeliveryID(ev.ID, uid))
+				if !redone {
+					if err != deliverylog.ErrNotFound {
+						t.Fatalf("record of %s at the first fan-out: %+v, %v; want none", uid, rec, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("record of %s: %v", uid, err)
+				}
+				if rec.State != datav1.StatePending || rec.EventID != ev.ID {
+					t.Fatalf("record of %s: %+v", uid, rec)
+				}
+			}
+			if _, _, err := f.Log.Get(ctx, "uid-c", ev.Time, DeliveryID(ev.ID, "uid-c")); err != deliverylog.ErrNotFound {
+				t.Fatalf("a record for an endpoint that does not subscribe: %v", err)
+			}
+		})
 	}
 }
 
@@ -119,7 +139,7 @@ func TestLateFanoutKeepsDeliveryHistory(t *testing.T) {
 	if _, err := f.Log.Create(ctx, stalled); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.fanOut(ctx, ev, []byte(`{}`)); err != nil {
+	if err := f.fanOut(ctx, ev, []byte(`{}`), true); err != nil {
 		t.Fatal(err)
 	}
 	rec, _, err := f.Log.Get(ctx, "uid-a", ev.Time, delivered.ID)
@@ -179,7 +199,7 @@ func TestEventWithoutNamespaceQueuesNothing(t *testing.T) {
 	f, js, reg := setup(t)
 	reg.Observe(endpoint("a", "all", []string{miraapi.EventAll}, true))
 	ev := events.Event{ID: "evt_3", Type: miraapi.EventReportCompleted, Data: json.RawMessage(`{}`), Time: time.Now().UTC()}
-	if err := f.fanOut(context.Background(), ev, []byte(`{}`)); err != nil {
+	if err := f.fanOut(context.Background(), ev, []byte(`{}`), false); err != nil {
 		t.Fatal(err)
 	}
 	if n := queued(t, js); n != 0 {

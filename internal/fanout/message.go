@@ -41,8 +41,11 @@ func (m *Message) NewRecord() *datav1.Delivery {
 	}
 }
 
-// Subject is the deliveries-stream subject of an endpoint.
-func Subject(endpointUID string) string { return queue.DeliveriesSubject + "." + endpointUID }
+// Subject is the deliveries-stream subject of an endpoint:
+// mira.outbox.<namespace>.<endpoint uid>.
+func Subject(namespace, endpointUID string) string {
+	return queue.DeliveriesSubjectOf(namespace, endpointUID)
+}
 
 // DeliveryID is deterministic in the event and the endpoint, so a replayed
 // event never makes a second delivery.

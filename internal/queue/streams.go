@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,12 +19,21 @@ const (
 	FanoutConsumer = "fanout"
 
 	// DeliveriesStream holds one message per (event, endpoint) delivery
-	// (subject mira.deliveries.<endpoint uid>), with the delivery id as
-	// message id. Each endpoint has its own durable consumer
-	// ("dispatch-<uid>", created by the dispatcher); retries are delayed
-	// redeliveries of the same message.
-	DeliveriesStream  = "MIRA_DELIVERIES"
-	DeliveriesSubject = "mira.deliveries"
+	// until its outcome is recorded (work-queue retention: an acknowledged
+	// message is removed), subject mira.outbox.<namespace>.<endpoint uid>,
+	// with the delivery id as message id. Retries are delayed redeliveries
+	// of the same message. An endpoint has a consumer ("dispatch-<uid>",
+	// filtered on its subject, created by the dispatcher) only while its
+	// subject holds messages: idle endpoints cost nothing on the NATS side.
+	DeliveriesStream  = "MIRA_OUTBOX"
+	DeliveriesSubject = "mira.outbox"
+
+	// LegacyDeliveriesStream is the deliveries stream of earlier versions
+	// (limits retention, subject mira.deliveries.<endpoint uid>, one
+	// durable consumer per endpoint). A stream's retention cannot change
+	// to work-queue, so the outbox is a new stream; the dispatcher drains
+	// the legacy consumers and then deletes this stream.
+	LegacyDeliveriesStream = "MIRA_DELIVERIES"
 
 	// InboundStream holds verified inbound webhooks (Recall, Stripe,
 	// roleplays) until the pipeline has processed them.
@@ -51,6 +61,22 @@ const DefaultAckWait = 30 * time.Second
 // DuplicateWindow is how long the events and inbound streams remember
 // message ids, so a replayed event or webhook is stored once.
 const DuplicateWindow = 24 * time.Hour
+
+// DeliveriesDuplicateWindow is how long the deliveries stream remembers
+// delivery ids. A fan-out redone after a crash happens within seconds, and
+// the delivery log's create-if-absent still guards a later one, so the
+// window is short: the id map of a long one dominated the receiver's memory
+// with many deliveries queued.
+const DeliveriesDuplicateWindow = 2 * time.Minute
+
+// DeliveriesSubjectOf is the deliveries-stream subject of one endpoint:
+// mira.outbox.<namespace>.<endpoint uid> ("_" for an empty namespace).
+func DeliveriesSubjectOf(namespace, endpointUID string) string {
+	if namespace == "" {
+		namespace = "_"
+	}
+	return DeliveriesSubject + "." + namespace + "." + endpointUID
+}
 
 // DefaultMaxBytes is the storage the streams and buckets share when
 // Config.MaxBytes is zero (the receiver derives it from the volume instead;
@@ -114,12 +140,19 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if c.MaxBytes < MinMaxBytes {
 		return fmt.Errorf("storage bound %d bytes is below the minimum of %d", c.MaxBytes, int64(MinMaxBytes))
 	}
+	legacy, err := shrinkLegacy(ctx, js)
+	if err != nil {
+		return err
+	}
 	streams := []jetstream.StreamConfig{
 		{Name: EventsStream, Subjects: []string{EventsSubject + ".>"}},
 		// Delivery ids only need dedupe while a fan-out may be replayed
 		// (seconds after a crash); the dispatcher also skips deliveries whose
 		// record says they ended. A short window keeps the id map small.
-		{Name: DeliveriesStream, Subjects: []string{DeliveriesSubject + ".>"}, Duplicates: 10 * time.Minute},
+		// Work-queue retention: a delivered message leaves the stream, so a
+		// subject holds messages exactly while its endpoint has work.
+		{Name: DeliveriesStream, Subjects: []string{DeliveriesSubject + ".>"}, Duplicates: DeliveriesDuplicateWindow,
+			Retention: jetstream.WorkQueuePolicy},
 		{Name: InboundStream, Subjects: []string{InboundSubject + ".>"}},
 	}
 	for _, s := range streams {
@@ -131,6 +164,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		}
 		// Full: publishing fails rather than dropping queued messages.
 		s.MaxBytes = c.MaxBytesOf(s.Name)
+		if s.Name == DeliveriesStream && legacy > 0 {
+			// The legacy stream keeps what it holds out of the same share
+			// (at most a tenth more in all: the streams get 95% of the
+			// store). Once it is drained, Ensure runs again and the outbox
+			// gets its whole share.
+			s.MaxBytes = max(s.MaxBytes-legacy, s.MaxBytes/10)
+		}
 		s.Discard = jetstream.DiscardNew
 		if _, err := js.CreateOrUpdateStream(ctx, s); err != nil {
 			return fmt.Errorf("create stream %s: %w", s.Name, err)
@@ -173,6 +213,74 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		}
 	}
 	return discardOldest(ctx, js, DeliveryLogBucket)
+}
+
+// shrinkLegacy bounds the legacy deliveries stream, left by an earlier
+// version until the dispatcher has drained it, to the bytes it holds, so the
+// new outbox fits in the storage the two share; an empty one is deleted. It
+// returns the bytes the legacy stream keeps. Nothing is removed from it: an
+// earlier replica still publishing there during a rolling upgrade is refused
+// (its fan-out retries the event later, and a new replica takes it).
+func shrinkLegacy(ctx context.Context, js jetstream.JetStream) (int64, error) {
+	st, err := js.Stream(ctx, LegacyDeliveriesStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read stream %s: %w", LegacyDeliveriesStream, err)
+	}
+	// Messages every consumer has acknowledged stay in a limits stream
+	// until they expire; only the rest still need room. Without any
+	// consumer nothing would ever deliver what it holds (the dispatcher
+	// drains the legacy stream through its consumers): it goes.
+	floor, consumers, ok := minAckFloor(ctx, st)
+	if ok && consumers == 0 {
+		if err := js.DeleteStream(ctx, LegacyDeliveriesStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return 0, fmt.Errorf("delete stream %s without consumers: %w", LegacyDeliveriesStream, err)
+		}
+		return 0, nil
+	}
+	if ok && floor > 0 {
+		if err := st.Purge(ctx, jetstream.WithPurgeSequence(floor+1)); err != nil {
+			return 0, fmt.Errorf("purge delivered messages of stream %s: %w", LegacyDeliveriesStream, err)
+		}
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read stream %s: %w", LegacyDeliveriesStream, err)
+	}
+	if info.State.Msgs == 0 {
+		if err := js.DeleteStream(ctx, LegacyDeliveriesStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return 0, fmt.Errorf("delete empty stream %s: %w", LegacyDeliveriesStream, err)
+		}
+		return 0, nil
+	}
+	used := int64(info.State.Bytes) //nolint:gosec // G115: a stream's size fits
+	cfg := info.Config
+	if cfg.MaxBytes != used {
+		cfg.MaxBytes, cfg.Discard = used, jetstream.DiscardNew
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return 0, fmt.Errorf("bound stream %s to its contents: %w", LegacyDeliveriesStream, err)
+		}
+	}
+	return used, nil
+}
+
+// minAckFloor is the lowest stream sequence every consumer of st has
+// acknowledged up to, and how many consumers st has (ok false when they
+// cannot be listed).
+func minAckFloor(ctx context.Context, st jetstream.Stream) (floor uint64, consumers int, ok bool) {
+	infos := st.ListConsumers(ctx)
+	for info := range infos.Info() {
+		if consumers == 0 || info.AckFloor.Stream < floor {
+			floor = info.AckFloor.Stream
+		}
+		consumers++
+	}
+	if infos.Err() != nil {
+		return 0, 0, false
+	}
+	return floor, consumers, true
 }
 
 // discardOldest makes a full bucket drop its oldest entries instead of

@@ -491,6 +491,8 @@ func (r *Receiver) Start(ctx context.Context) error {
 	disp := &dispatch.Dispatcher{JS: r.JetStream, Log: r.Log, Registry: r.Registry, Status: r.Status, Metrics: r.metrics.dispatch,
 		Logger: r.Logger.WithName("dispatch"), Replicas: o.Replicas, MaxPending: o.MaxAckPending, ShutdownGrace: o.ShutdownGrace,
 		OnDead: r.Status.DeliveryDead}
+	fan.Queued = disp.Wake
+	disp.LegacyDrained = r.ensureStreams // the outbox gets its whole share back
 
 	// Data-plane workers start once the endpoint informer has synced, so no
 	// delivery is judged against an empty registry.
@@ -594,12 +596,12 @@ func (r *Receiver) watchDepth(ctx context.Context) error {
 				}
 			}
 		}
-		// Deliveries: the sum over the per-endpoint consumers.
+		// Deliveries: the outbox keeps a message until its outcome is
+		// recorded, so its size is the depth.
 		if stream, err := r.JetStream.Stream(ctx, queue.DeliveriesStream); err == nil {
 			var depth float64
-			infos := stream.ListConsumers(ctx)
-			for info := range infos.Info() {
-				depth += float64(info.NumPending) + float64(info.NumAckPending)
+			if info, err := stream.Info(ctx); err == nil {
+				depth = float64(info.State.Msgs)
 			}
 			r.metrics.queueDepth.WithLabelValues("dispatch").Set(depth)
 		}
