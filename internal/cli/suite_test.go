@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,14 +22,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/cli"
-	"github.com/mira/mira-operator/internal/dataapi"
 	"github.com/mira/mira-operator/internal/endpoints"
 	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/manager"
-	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/receiver"
 	"github.com/mira/mira-operator/internal/testenv"
 )
@@ -147,7 +143,10 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := serveDataAPI(ctx, cfg, dir); err != nil {
+	// The aggregated API over the receiver's buckets, registered as the
+	// receiver command and `make run` do.
+	dataDone, err := testenv.ServeDataAPI(ctx, cfg, k8s, recv.JetStream, intNS, dir)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "data API:", err)
 		return 1
 	}
@@ -156,50 +155,11 @@ func run(m *testing.M) int {
 	if err := <-done; err != nil {
 		fmt.Fprintln(os.Stderr, "receiver stopped:", err)
 	}
+	if err := <-dataDone; err != nil {
+		fmt.Fprintln(os.Stderr, "data API stopped:", err)
+	}
 	recv.Close()
 	return code
-}
-
-// serveDataAPI serves the aggregated API over the receiver's buckets and
-// registers it, as the receiver command and `make run` do.
-func serveDataAPI(ctx context.Context, cfg *rest.Config, dir string) error {
-	logKV, err := recv.JetStream.KeyValue(ctx, queue.DeliveryLogBucket)
-	if err != nil {
-		return err
-	}
-	reportsKV, err := recv.JetStream.KeyValue(ctx, queue.ReportsBucket)
-	if err != nil {
-		return err
-	}
-	certDir := filepath.Join(dir, "data-api")
-	caBundle, err := testenv.WriteServingCert(certDir, []string{"mira-data-api." + intNS + ".svc"})
-	if err != nil {
-		return err
-	}
-	srv, err := dataapi.New(cfg, &dataapi.KVSource{DeliveryLog: logKV, ReportsKV: reportsKV},
-		dataapi.Options{BindAddress: "127.0.0.1:0", CertDir: certDir})
-	if err != nil {
-		return err
-	}
-	go func() { _ = srv.Run(ctx) }()
-	port := srv.Addr().(*net.TCPAddr).Port
-	if err := testenv.RegisterLocalAPIService(ctx, k8s, intNS, "mira-data-api", datav1.GroupName, port, caBundle); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, msg, err := testenv.APIServiceAvailable(ctx, k8s, "v1alpha1."+datav1.GroupName)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("APIService not Available: %s", msg)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // writeKubeconfig writes a kubeconfig for cfg, so the commands load their

@@ -3,6 +3,7 @@ package dataapi
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -62,3 +63,6 @@ func (*Part) Routes(*http.ServeMux) {}
 
 // Run serves until ctx ends.
 func (p *Part) Run(ctx context.Context) error { return p.srv.Run(ctx) }
+
+// Addr is the address the API listens on (the port chosen for port 0).
+func (p *Part) Addr() net.Addr { return p.srv.Addr() }
