@@ -88,7 +88,7 @@ func TestBrowserFollowsLinksAndRedelivers(t *testing.T) {
 	}
 
 	epLink := `a[href="/endpoints/` + ns + `/browser-app"]`
-	dlLink := `a[href="/deliveries/` + rec.ID + `"]`
+	dlLink := `a[href="/deliveries/` + rec.Spec.ID + `"]`
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/endpoints"),
 		chromedp.WaitVisible(chromedp.CSS(epLink)),
@@ -107,7 +107,7 @@ func TestBrowserFollowsLinksAndRedelivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if location != base+"/deliveries/"+rec.ID {
+	if location != base+"/deliveries/"+rec.Spec.ID {
 		t.Errorf("the link led to %s", location)
 	}
 	if code != "HTTP 204" {

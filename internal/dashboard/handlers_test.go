@@ -2,17 +2,21 @@ package dashboard_test
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
+	"github.com/mira/mira-operator/internal/scoring"
 )
 
 // TestPagesShowTheDeliveryLog follows the pages as a user does: the
@@ -38,7 +42,7 @@ func TestPagesShowTheDeliveryLog(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("endpoint: %d\n%s", code, body)
 	}
-	link := `href="/deliveries/` + rec.ID + `"`
+	link := `href="/deliveries/` + rec.Spec.ID + `"`
 	for _, want := range []string{link, "report.completed", ">Delivered<", "Deliveries, last 24 hours", "<svg", "Max attempts"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("endpoint page lacks %q", want)
@@ -58,11 +62,13 @@ func TestPagesShowTheDeliveryLog(t *testing.T) {
 		t.Errorf("?outcome=bogus: %d, want 400", code)
 	}
 
-	code, body = get(t, base+"/deliveries/"+rec.ID)
+	code, body = get(t, base+"/deliveries/"+rec.Spec.ID)
 	if code != http.StatusOK {
 		t.Fatalf("delivery: %d\n%s", code, body)
 	}
-	for _, want := range []string{"HTTP 204", "rpt_pages", `id="redeliver"`, "X-Consumer", html.EscapeString("test <consumer>"), "characters hidden"} {
+	// The attempt, its response headers and the payload come only from the
+	// delivery log, served by the aggregated API.
+	for _, want := range []string{`id="attempt-r0-1"`, "HTTP 204", "rpt_pages", `id="redeliver"`, "X-Consumer", html.EscapeString("test <consumer>"), "characters hidden"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("delivery page lacks %q", want)
 		}
@@ -71,10 +77,10 @@ func TestPagesShowTheDeliveryLog(t *testing.T) {
 	if strings.Contains(body, evil) || strings.Contains(body, `<script>alert`) {
 		t.Error("the payload's markup reached the page unescaped")
 	}
-	if len(rec.Attempts) == 0 {
+	if len(rec.Status.Attempts) == 0 {
 		t.Fatal("no attempt in the record")
 	}
-	for k, v := range rec.Attempts[0].RequestHeaders {
+	for k, v := range rec.Status.Attempts[0].RequestHeaders {
 		if strings.Contains(strings.ToLower(k), "signature") {
 			sig := strings.TrimPrefix(v, "v1,")
 			if len(sig) < 16 || strings.Contains(body, sig) {
@@ -150,11 +156,11 @@ func TestActionsNeedTheFormTokenAndSameOrigin(t *testing.T) {
 func TestRefusedActionShowsTheAPIServersMessage(t *testing.T) {
 	ns, c, rec := deliveredOnce(t, "ro", map[string]any{"report_id": "rpt_ro"})
 	base := startDashboard(t, viewerKubeconfig)
-	code, page := get(t, base+"/deliveries/"+rec.ID)
+	code, page := get(t, base+"/deliveries/"+rec.Spec.ID)
 	if code != http.StatusOK || !strings.Contains(page, "HTTP 204") {
 		t.Fatalf("viewer's delivery page: %d", code)
 	}
-	form := url.Values{"csrf": {formToken(t, page)}, "namespace": {ns}, "endpoint": {"ro"}, "id": {rec.ID}}
+	form := url.Values{"csrf": {formToken(t, page)}, "namespace": {ns}, "endpoint": {"ro"}, "id": {rec.Spec.ID}}
 	resp, err := http.PostForm(base+"/actions/redeliver", form)
 	if err != nil {
 		t.Fatal(err)
@@ -174,19 +180,48 @@ func TestRefusedActionShowsTheAPIServersMessage(t *testing.T) {
 	}
 }
 
-// TestReportsPageListsAnnouncedReports: without a listing in the receiver
-// API, the reports page lists the reports that deliveries announced.
+// TestReportsPageListsAnnouncedReports: the reports page lists the reports
+// that deliveries announced (read through the aggregated API), and a
+// report's page shows the stored report the aggregated API serves.
 func TestReportsPageListsAnnouncedReports(t *testing.T) {
-	ns, _, rec := deliveredOnce(t, "reports", map[string]any{"report_id": "rpt_0123456789abcdef01234567", "meeting_id": "mtg_r", "user_id": "usr_r"})
+	const id = "rpt_0123456789abcdef01234567"
+	ns, _, rec := deliveredOnce(t, "reports", map[string]any{"report_id": id, "meeting_id": "mtg_r", "user_id": "usr_r"})
+	storeReport(t, &scoring.Report{
+		ReportID: id, Namespace: ns, MeetingID: "mtg_r", UserID: "usr_r",
+		Template:     scoring.TemplateRef{Namespace: ns, Name: "discovery-call", Generation: 3},
+		OverallScore: 73.4, Passed: true, PassingScore: 70,
+		Criteria: []scoring.CriterionResult{{
+			Name: "Talk ratio", Metric: "talkRatio", Unit: "%", Value: 41.5, Score: 88.5, Weight: 2, Evidence: "the rep spoke 41.5% of the time",
+		}},
+		Participants: []scoring.Participant{{SpeakerID: "spk_1", Name: "Rita Rep", IsRep: true, Words: 120}},
+		Rep:          scoring.RepSelection{SpeakerID: "spk_1", Rule: "name"},
+		GeneratedAt:  time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+	})
 	base := startDashboard(t, adminKubeconfig)
 	code, body := get(t, base+"/reports?namespace="+ns)
 	if code != http.StatusOK {
 		t.Fatalf("reports: %d\n%s", code, body)
 	}
-	for _, want := range []string{`href="/reports/rpt_0123456789abcdef01234567"`, "mtg_r", "usr_r", `href="/deliveries/` + rec.ID + `"`} {
+	for _, want := range []string{`href="/reports/` + id + `"`, "mtg_r", "usr_r", `href="/deliveries/` + rec.Spec.ID + `"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("reports page lacks %q", want)
 		}
+	}
+	// The report's page: only the reports bucket, through the aggregated
+	// API, knows the score, the template and the criteria.
+	code, body = get(t, base+"/reports/"+id)
+	if code != http.StatusOK {
+		t.Fatalf("report: %d\n%s", code, body)
+	}
+	text := html.UnescapeString(body)
+	for _, want := range []string{">73.4<", "template " + ns + "/discovery-call (generation 3)", "Talk ratio", "the rep spoke 41.5% of the time", "Rita Rep", "passed · pass at 70"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report page lacks %q:\n%s", want, text)
+		}
+	}
+	// A report nobody stored is the API server's not-found.
+	if code, _ = get(t, base+"/reports/rpt_00000000000000000000dead"); code != http.StatusNotFound {
+		t.Errorf("unknown report: %d, want 404", code)
 	}
 	// The lookup form redirects to the report's page.
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -244,11 +279,14 @@ func TestEndpointActions(t *testing.T) {
 }
 
 // TestNamespacedUserSeesTheirNamespace: a user who may list endpoints in
-// one namespace only gets that namespace, with a note saying why, and a
-// clear banner when the delivery log is out of their reach.
+// one namespace only gets that namespace, with a note saying why. Without
+// RBAC on the delivery log the pages say so plainly with the API server's
+// Forbidden message; once the shipped mira-data-view is bound in the
+// namespace, the same user sees the log.
 func TestNamespacedUserSeesTheirNamespace(t *testing.T) {
 	ctx := context.Background()
-	ns, _, _ := deliveredOnce(t, "team-app", map[string]any{"report_id": "rpt_team"})
+	ns, _, rec := deliveredOnce(t, "team-app", map[string]any{"report_id": "rpt_team"})
+	user := "team-" + ns
 	for _, obj := range []client.Object{
 		&rbacv1.Role{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "endpoint-reader"},
@@ -256,35 +294,79 @@ func TestNamespacedUserSeesTheirNamespace(t *testing.T) {
 		},
 		&rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "endpoint-reader"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "endpoint-reader"},
-			Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "team-" + ns}},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "endpoint-reader"},
+			Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: rbacv1.GroupName, Name: user}},
 		},
 	} {
 		if err := k8s.Create(ctx, obj); err != nil {
 			t.Fatal(err)
 		}
 	}
-	base := startDashboard(t, userKubeconfig(t, "team-"+ns), "-n", ns)
+	base := startDashboard(t, userKubeconfig(t, user), "-n", ns)
+	epPath := "/endpoints/" + ns + "/team-app"
+	dlPath := "/deliveries/" + rec.Spec.ID
+	// The API server's refusal of the list, as the aggregated API words it.
+	forbidden := `deliveries.` + datav1.GroupName + ` is forbidden: User "` + user + `" cannot list resource "deliveries" in API group "` + datav1.GroupName + `" in the namespace "` + ns + `"`
 	code, body := get(t, base+"/endpoints")
 	if code != http.StatusOK {
 		t.Fatalf("endpoints: %d\n%s", code, body)
 	}
 	text := html.UnescapeString(body)
 	for _, want := range []string{
-		`href="/endpoints/` + ns + `/team-app"`,
+		`href="` + epPath + `"`,
 		"You may not list WebhookEndpoints in every namespace",
 		"showing namespace " + ns,
-		// No right to the receiver's token: the log is out of reach, said plainly.
-		"The delivery log could not be read",
-		`secrets "mira-integrations" is forbidden`,
+		`<p class="banner bad">The delivery log could not be read, so success rates are missing: ` + forbidden,
 	} {
 		if !strings.Contains(text, want) {
-			t.Errorf("endpoints page lacks %q", want)
+			t.Errorf("endpoints page lacks %q:\n%s", want, text)
 		}
+	}
+	if strings.Contains(text, "mira-integrations") {
+		t.Error("the endpoints page still mentions the receiver's token Secret")
+	}
+	// The endpoint's page shows the endpoint, and the refusal where its log
+	// would be.
+	code, body = get(t, base+epPath)
+	text = html.UnescapeString(body)
+	if code != http.StatusOK || !strings.Contains(text, `<p class="banner bad">list deliveries of `+ns+`/team-app: `+forbidden) {
+		t.Errorf("endpoint page: %d, want the refusal in a banner:\n%s", code, text)
+	}
+	if strings.Contains(text, `href="`+dlPath+`"`) {
+		t.Error("the endpoint page links a delivery the user may not read")
+	}
+	code, body = get(t, base+dlPath)
+	if text = html.UnescapeString(body); code != http.StatusForbidden || !strings.Contains(text, `cannot get resource "deliveries" in API group "`+datav1.GroupName+`" in the namespace "`+ns+`"`) {
+		t.Errorf("delivery page: %d, want 403 with the API server's message:\n%s", code, text)
 	}
 	// Another namespace is refused with the API server's message.
 	code, body = get(t, base+"/endpoints/"+intNS+"/nothing")
 	if code != http.StatusForbidden || !strings.Contains(html.UnescapeString(body), `cannot get resource "webhookendpoints"`) {
 		t.Errorf("other namespace: %d\n%s", code, body)
+	}
+
+	// mira-data-view, bound in the namespace, opens the log there. The
+	// data API caches authorization decisions for a few seconds: poll.
+	if err := k8s.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "data-view"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "mira-data-view"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: rbacv1.GroupName, Name: user}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the endpoint page lists the delivery once mira-data-view is bound", func() error {
+		code, body := get(t, base+epPath)
+		if code != http.StatusOK || !strings.Contains(body, `href="`+dlPath+`"`) || strings.Contains(body, "banner bad") {
+			return fmt.Errorf("%d:\n%s", code, body)
+		}
+		return nil
+	})
+	code, body = get(t, base+"/endpoints")
+	if code != http.StatusOK || strings.Contains(body, "The delivery log could not be read") || !strings.Contains(body, ">100%<") {
+		t.Errorf("endpoints page with mira-data-view: %d, want the success rate and no banner:\n%s", code, body)
+	}
+	code, body = get(t, base+dlPath)
+	if code != http.StatusOK || !strings.Contains(body, "HTTP 204") || !strings.Contains(body, "rpt_team") {
+		t.Errorf("delivery page with mira-data-view: %d\n%s", code, body)
 	}
 }

@@ -21,36 +21,47 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
 
+	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/cli"
 	"github.com/mira/mira-operator/internal/endpoints"
 	"github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/integrations"
 	"github.com/mira/mira-operator/internal/manager"
+	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/receiver"
+	"github.com/mira/mira-operator/internal/scoring"
 	"github.com/mira/mira-operator/internal/testenv"
 )
 
 // The suite runs what `make run` runs, in-process: a real API server and
-// etcd, the manager, a receiver with its embedded JetStream, and the
-// receiver Service whose local-url annotation `kubectl mira` follows. The
-// dashboard is started as users start it: `kubectl mira dashboard` with a
-// kubeconfig.
+// etcd with the aggregation layer, the manager, a receiver with its
+// embedded JetStream, the receiver Service whose local-url annotation
+// `kubectl mira` follows, and the aggregated API data.platform.mira.io
+// served over the receiver's buckets and registered with an APIService.
+// The dashboard is started as users start it: `kubectl mira dashboard`
+// with a kubeconfig; every page reads deliveries and reports through the
+// aggregated API with that user's credentials.
 
 const apiToken = "dashboard-test-api-token-0123456789"
 
 var (
-	k8s     client.Client
+	k8s client.Client
+	// data reads data.platform.mira.io as cluster-admin.
+	data    client.Client
 	recv    *receiver.Receiver
 	recvURL string
 	// adminKubeconfig is cluster-admin; viewerKubeconfig may read
-	// endpoints and the receiver's token but not patch endpoints.
+	// endpoints, Events and (mira-data-view) deliveries and reports, but
+	// not patch endpoints.
 	adminKubeconfig, viewerKubeconfig string
 	intNS                             = "mira-system"
 )
@@ -63,7 +74,13 @@ func run(m *testing.M) int {
 		level = -1
 	}
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(level)))
-	env, cfg, err := testenv.Start()
+	aggEnv, cleanup, err := testenv.StartAggregating()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cleanup()
+	env, cfg, err := testenv.StartEnvironment(aggEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -97,10 +114,23 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	dataDone, err := testenv.ServeDataAPI(ctx, cfg, k8s, recv.JetStream, intNS, tmpDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "data API:", err)
+		return 1
+	}
+	// The suite's own reads of the log go through the same API.
+	if data, err = client.New(cfg, client.Options{Scheme: dataScheme()}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	code := m.Run()
 	cancel()
 	if err := <-done; err != nil {
 		fmt.Fprintln(os.Stderr, "receiver stopped:", err)
+	}
+	if err := <-dataDone; err != nil {
+		fmt.Fprintln(os.Stderr, "data API stopped:", err)
 	}
 	recv.Close()
 	return code
@@ -145,26 +175,37 @@ func setup(ctx context.Context, env *envtest.Environment, cfg *rest.Config) erro
 	if k8s, err = client.New(cfg, client.Options{Scheme: manager.Scheme()}); err != nil {
 		return err
 	}
+	dataView, err := shippedDataViewRole()
+	if err != nil {
+		return err
+	}
 	for _, obj := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: intNS}},
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: intNS, Name: "mira-integrations"},
 			StringData: map[string]string{integrations.APITokenKey: apiToken},
 		},
-		// The viewer: reads endpoints, Events and what connecting to the
-		// receiver needs, and may not patch endpoints.
+		dataView,
+		// The viewer: reads endpoints and Events, and the delivery log and
+		// reports through the shipped mira-data-view; no Secret, no
+		// Service (the dashboard needs neither the receiver's token nor its
+		// address), and may not patch endpoints.
 		&rbacv1.ClusterRole{
 			ObjectMeta: metav1.ObjectMeta{Name: "mira-dashboard-viewer"},
 			Rules: []rbacv1.PolicyRule{
 				{APIGroups: []string{miraapi.GroupVersion.Group}, Resources: []string{"webhookendpoints"}, Verbs: []string{"get", "list", "watch"}},
 				{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list", "watch"}},
-				{APIGroups: []string{""}, Resources: []string{"services", "secrets"}, Verbs: []string{"get"}},
 			},
 		},
 		&rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "mira-dashboard-viewer"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "mira-dashboard-viewer"},
-			Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "viewer"}},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "mira-dashboard-viewer"},
+			Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: rbacv1.GroupName, Name: "viewer"}},
+		},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "viewer-data-view"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: dataView.Name},
+			Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: rbacv1.GroupName, Name: "viewer"}},
 		},
 	} {
 		if err := k8s.Create(ctx, obj); err != nil {
@@ -329,9 +370,9 @@ func createEndpoint(t *testing.T, ns, name, url string) {
 // publish stores an event of workspace ns, as the receiver's publishing API
 // does once it has authorised the caller (that API is tested in the receiver
 // package; here only the dashboard's view of the result matters).
-func publish(t *testing.T, ns, id, event string, data map[string]any) {
+func publish(t *testing.T, ns, id, event string, payload map[string]any) {
 	t.Helper()
-	raw, err := json.Marshal(data)
+	raw, err := json.Marshal(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,54 +382,81 @@ func publish(t *testing.T, ns, id, event string, data map[string]any) {
 	}
 }
 
-// receiverGet reads the receiver's API directly, to compare with the pages.
-func receiverGet(t *testing.T, path string, out any) {
+// dataScheme holds the kinds of data.platform.mira.io, for the suite's
+// own reads of the aggregated API.
+func dataScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := datav1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// shippedDataViewRole is the ClusterRole mira-data-view as shipped in
+// config/apiservice (kustomize and the chart install it).
+func shippedDataViewRole() (*rbacv1.ClusterRole, error) {
+	path := filepath.Join(testenv.RepoRoot(), "config", "apiservice", "user_roles.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(b, role); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if role.Kind != "ClusterRole" || role.Name != "mira-data-view" {
+		return nil, fmt.Errorf("%s holds %s %q, want the ClusterRole mira-data-view", path, role.Kind, role.Name)
+	}
+	return role, nil
+}
+
+// endpointDeliveries lists an endpoint's deliveries through the aggregated
+// API, as cluster-admin: what the dashboard reads, without the page.
+func endpointDeliveries(ns, name string) ([]datav1.DeliveryObject, error) {
+	list := &datav1.DeliveryObjectList{}
+	err := data.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{datav1.LabelEndpoint: name})
+	return list.Items, err
+}
+
+// storeReport writes a scored report into the receiver's reports bucket
+// under "<namespace>.<report id>", where the scoring pipeline keeps it (the
+// pipeline itself is tested in internal/inbound).
+func storeReport(t *testing.T, r *scoring.Report) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, recvURL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+apiToken)
-	resp, err := http.DefaultClient.Do(req)
+	ctx := context.Background()
+	kv, err := recv.JetStream.KeyValue(ctx, queue.ReportsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d", path, resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	b, err := json.Marshal(r)
+	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-type record struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Round    int    `json:"round"`
-	Attempts []struct {
-		Round          int               `json:"round"`
-		StatusCode     int               `json:"status_code"`
-		RequestHeaders map[string]string `json:"request_headers"`
-	} `json:"attempts"`
+	if _, err := kv.Put(ctx, r.Namespace+"."+r.ReportID, b); err != nil {
+		t.Fatalf("store report %s: %v", r.ReportID, err)
+	}
 }
 
 // deliveredOnce publishes a report.completed event to a new endpoint in a
-// new namespace and waits until it is delivered; it returns the namespace,
-// the consumer and the delivery record.
-func deliveredOnce(t *testing.T, name string, data map[string]any) (string, *consumer, record) {
+// new namespace and waits until the aggregated API serves its delivery as
+// delivered; it returns the namespace, the consumer and the delivery as
+// the API serves it.
+func deliveredOnce(t *testing.T, name string, payload map[string]any) (string, *consumer, *datav1.DeliveryObject) {
 	t.Helper()
 	ns := newNamespace(t)
 	c := newConsumer(t)
 	createEndpoint(t, ns, name, c.URL+"/hook")
-	publish(t, ns, "evt_"+ns, miraapi.EventReportCompleted, data)
-	var rec record
-	eventually(t, "the delivery is logged as delivered", func() error {
-		var page struct {
-			Items []record `json:"items"`
+	publish(t, ns, "evt_"+ns, miraapi.EventReportCompleted, payload)
+	var rec *datav1.DeliveryObject
+	eventually(t, "the data API serves the delivery as delivered", func() error {
+		items, err := endpointDeliveries(ns, name)
+		if err != nil {
+			return err
 		}
-		receiverGet(t, "/v1/endpoints/"+ns+"/"+name+"/deliveries", &page)
-		if len(page.Items) != 1 || page.Items[0].State != "Delivered" {
-			return fmt.Errorf("items %+v", page.Items)
+		if len(items) != 1 || items[0].Status.State != datav1.StateDelivered {
+			return fmt.Errorf("items %+v", items)
 		}
-		receiverGet(t, "/v1/deliveries/"+page.Items[0].ID, &rec)
+		rec = &items[0]
 		return nil
 	})
 	eventually(t, "the receiver writes the delivery into the endpoint's status", func() error {
