@@ -3,13 +3,11 @@ package dataapi_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
-	"github.com/mira/mira-operator/internal/dataapi"
 	"github.com/mira/mira-operator/internal/queue"
 	"github.com/mira/mira-operator/internal/testenv"
 )
@@ -95,27 +92,17 @@ func run(m *testing.M) (int, error) {
 	if reportKV, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: queue.ReportsBucket}); err != nil {
 		return 0, err
 	}
-	certDir := filepath.Join(workDir, "serving")
-	caBundle, err := testenv.WriteServingCert(certDir, []string{"mira-data-api.mira-system.svc"})
+	// Served and registered as the receiver command and `make run` do.
+	done, err := testenv.ServeDataAPI(ctx, cfg, k8s, js, "mira-system", workDir)
 	if err != nil {
 		return 0, err
 	}
-	srv, err := dataapi.New(cfg, &dataapi.KVSource{DeliveryLog: deliveryKV, ReportsKV: reportKV},
-		dataapi.Options{BindAddress: "127.0.0.1:0", CertDir: certDir})
-	if err != nil {
-		return 0, err
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
 			fmt.Fprintln(os.Stderr, "data API server:", err)
 		}
 	}()
-	if err := register(ctx, srv.Addr().(*net.TCPAddr).Port, caBundle); err != nil {
-		return 0, err
-	}
 	if err := setupUsers(ctx); err != nil {
 		return 0, err
 	}
@@ -123,29 +110,6 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	return m.Run(), nil
-}
-
-// register points an APIService at the server through an ExternalName
-// Service naming localhost, verified with the serving certificate's CA,
-// and waits until the aggregator finds it Available.
-func register(ctx context.Context, port int, caBundle []byte) error {
-	if err := testenv.RegisterLocalAPIService(ctx, k8s, "mira-system", "mira-data-api", datav1.GroupName, port, caBundle); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	msg := ""
-	for time.Now().Before(deadline) {
-		ok, m, err := testenv.APIServiceAvailable(ctx, k8s, "v1alpha1."+datav1.GroupName)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		msg = m
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("APIService never became Available: %s", msg)
 }
 
 // setupUsers writes the admin's kubeconfig and alice's, who may read
