@@ -220,7 +220,7 @@ type logFilter struct {
 var outcomes = []string{"failed", "delivered", "retrying", "dead", "skipped", "pending"}
 
 // maxFilterPages bounds how many log pages one page of an event-type
-// filtered listing reads (the receiver API cannot filter by event type).
+// filtered listing reads (Log cannot filter by event type).
 const maxFilterPages = 5
 
 func parseFilter(q url.Values, now time.Time) (logFilter, Query, error) {

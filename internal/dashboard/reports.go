@@ -17,10 +17,10 @@ import (
 	"github.com/mira/mira-operator/internal/scoring"
 )
 
-// The receiver API serves one report by id and has no listing. The reports
-// page therefore lists the reports that report.completed and
-// roleplay.completed deliveries announced to the workspace's endpoints (the
-// newest reportScanDeliveries of each), and opens any other by id.
+// A report is read by id (Log.Report). The reports page lists the reports
+// that report.completed and roleplay.completed deliveries announced to the
+// workspace's endpoints (the newest reportScanDeliveries of each), and opens
+// any other by id.
 const reportScanDeliveries = 200
 
 // reportRef is a report announced by a delivery.

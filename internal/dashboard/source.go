@@ -8,10 +8,10 @@ import (
 	"github.com/mira/mira-operator/internal/scoring"
 )
 
-// Log reads the delivery log and reports. Today `kubectl mira` implements it
-// with the receiver's HTTP API; when the data.platform.mira.io aggregated API
-// exists, one implementation of this interface over that API replaces it and
-// nothing else changes.
+// Log reads the delivery log and reports. `kubectl mira dashboard`
+// implements it over the aggregated API data.platform.mira.io with the
+// user's credentials (internal/cli/dashboard.go); errors keep the API
+// server's type, so a Forbidden reaches the page as such.
 type Log interface {
 	// Deliveries lists an endpoint's deliveries, newest first.
 	Deliveries(ctx context.Context, namespace, endpoint string, q Query) (Page, error)
@@ -21,7 +21,7 @@ type Log interface {
 	Report(ctx context.Context, id string) (*scoring.Report, error)
 }
 
-// Query filters a delivery listing the way the receiver API and
+// Query filters a delivery listing the way the aggregated API and
 // `kubectl mira deliveries` do.
 type Query struct {
 	// Outcome: "", delivered, retrying, dead, skipped, pending or failed.
