@@ -387,7 +387,7 @@ func lanesSection(rs []lanesResult) Section {
 		"- An endpoint has a JetStream consumer only while its subject in the work-queue stream `MIRA_OUTBOX` holds messages, so the consumer count follows the " +
 		"active endpoints (at most one per active endpoint) whether 100 or 10,000 are configured, and drops to zero once they are idle. On a NATS cluster each is " +
 		"an R3 Raft group; before, every configured endpoint had one and re-issued a pull request every 5 s.\n" +
-		"- What the idle endpoints still cost is the registry (memory per endpoint) and the dispatcher's periodic scans (`forgetDeleted`, the backlog-age metric, every few seconds); " +
+		"- What the idle endpoints still cost is the registry (memory per endpoint) and the dispatcher's periodic scans (`forgetDeleted` every 1 s scan, the backlog-age metric); " +
 		"the fan-out no longer walks them per event (it did before the per-namespace index: 14% of the CPU samples). Both rows' difference shows what is left.\n" +
 		"- The machine was shared with other engineers' builds; see the load average in the header.\n")
 	goals := []Goal{
