@@ -1,12 +1,16 @@
 package endpoints
 
 import (
+	"context"
 	"slices"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
@@ -57,4 +61,50 @@ func TestSubscribedFollowsTheRegistry(t *testing.T) {
 	reg.remove(ep("a", "all", "3"))
 	check("removed", "a", miraapi.EventReportCompleted, "failed", "late")
 	check("removed", "b", miraapi.EventReportCompleted, "all")
+}
+
+// SigningSecrets reads the Secret at most once per secretRecheck per
+// endpoint: a change shows at the first call after it, with the replaced
+// value as the previous secret during the grace period.
+func TestSigningSecretsRereadAfterRecheck(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	w := &miraapi.WebhookEndpoint{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ep", UID: "u1", ResourceVersion: "1"},
+		Spec:       miraapi.WebhookEndpointSpec{URL: "https://example.com/"},
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: w.SigningSecretName()},
+		Data:       map[string][]byte{w.SigningSecretKey(): []byte("one")},
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(secret).Build()
+	now := time.Unix(1_000_000, 0)
+	reg, err := NewRegistry(RegistryOptions{Reader: c, RotationGrace: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := reg.Observe(w)
+	get := func() (string, []string) {
+		t.Helper()
+		cur, prev, err := reg.SigningSecrets(context.Background(), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cur, prev
+	}
+	if cur, prev := get(); cur != "one" || len(prev) != 0 {
+		t.Fatalf("first read: %q %v", cur, prev)
+	}
+	secret.Data[w.SigningSecretKey()] = []byte("two")
+	if err := c.Update(context.Background(), secret); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(secretRecheck / 2)
+	if cur, _ := get(); cur != "one" {
+		t.Fatalf("within the recheck interval: %q, want the value read last", cur)
+	}
+	now = now.Add(secretRecheck)
+	if cur, prev := get(); cur != "two" || len(prev) != 1 || prev[0] != "one" {
+		t.Fatalf("after the recheck interval: %q %v, want two with previous one", cur, prev)
+	}
 }

@@ -254,13 +254,20 @@ func (r *Registry) Subscribed(ns, eventType string) []*Endpoint {
 
 // SigningSecrets returns the current secret and the previous one while it is
 // within the rotation grace period.
+//
+// The Secret is read (from the secret cache, a deep copy per read) at most
+// once per secretRecheck per endpoint; in between the values read last are
+// reused, which saved a Secret copy per delivery.
 func (r *Registry) SigningSecrets(ctx context.Context, e *Endpoint) (string, []string, error) {
 	w := e.Object()
+	now := r.now()
+	if cur, prev, ok := e.recentSecrets(w.SigningSecretName(), now, r.grace); ok {
+		return cur, prev, nil
+	}
 	s := &corev1.Secret{}
 	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: w.SigningSecretName()}, s); err != nil {
 		return "", nil, fmt.Errorf("read signing Secret %s: %w", w.SigningSecretName(), err)
 	}
-	now := r.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s.ResourceVersion != e.secretRV {
@@ -279,11 +286,8 @@ func (r *Registry) SigningSecrets(ctx context.Context, e *Endpoint) (string, []s
 		}
 		e.current, e.secretRV = value, s.ResourceVersion
 	}
-	var prev []string
-	if e.previous != "" && e.previous != e.current && now.Sub(e.previousAt) < r.grace {
-		prev = []string{e.previous}
-	}
-	return e.current, prev, nil
+	e.secretName, e.secretRead = w.SigningSecretName(), now
+	return e.current, e.previousWithin(now, r.grace), nil
 }
 
 // Sender returns the HTTP sender for an endpoint: guarded for url targets,
