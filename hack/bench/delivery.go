@@ -154,6 +154,15 @@ func runDeliverySuite(ctx context.Context) (Section, error) {
 		return Section{}, err
 	}
 
+	// 4. A separate-process publisher over HTTP.
+	fmt.Fprintf(os.Stderr, "    delivery: separate-process publisher, %d events over HTTP from %d connections\n", httpEvents, httpConns)
+	res.http, err = separateProcess(ctx, d, body)
+	if err != nil {
+		return Section{}, fmt.Errorf("separate-process publisher: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "    http: baseline %.0f/s, receiver %.0f/s (%.2f×), publish p99 %s ms\n",
+		res.http.base.rate(), res.http.recv.rate(), res.http.recv.rate()/res.http.base.rate(), msf(res.http.recv.gen.P99))
+
 	// 6. Isolation.
 	fmt.Fprintf(os.Stderr, "    delivery: isolation, %d healthy endpoints with and without a hanging one\n", dlvIsoHealthy)
 	res.isoWithout, res.isoWith, res.hangAttempts, err = isolation(ctx, d)
@@ -467,6 +476,7 @@ type deliveryResults struct {
 	heapTop, version    string
 	cum                 []string
 	tputBases           []string // each throughput endpoint's own sink listener
+	http                httpResults
 }
 
 func latRow(name string, l latencyRun, extra string) []string {
@@ -578,6 +588,8 @@ func deliverySection(r deliveryResults) Section {
 		b.WriteString("\nWhere the child's Go heap was at the end (`bin/bench-delivery-rss.heap.pprof`, in-use space as of the last GC, " +
 			"`go tool pprof -top -sample_index=inuse_space`):\n\n```\n" + r.heapTop + "\n```\n")
 	}
+	httpText, httpGoal := httpSection(r.http)
+	b.WriteString("\n" + httpText)
 	isoW, isoH := combined(r.isoWithout), combined(r.isoWith)
 	isoRatio := isoH.rate() / isoW.rate()
 	isoMinRatio := minOf(isoH.perEndpt) / minOf(isoW.perEndpt)
@@ -659,6 +671,7 @@ func deliverySection(r deliveryResults) Section {
 		{Text: fmt.Sprintf("healthy endpoints keep ≥ %.1f × their throughput while 10%% of endpoints hang until timeout", dlvIsolationGoal),
 			Measured: fmt.Sprintf("%.2f× (%.0f vs %.0f deliveries/s; slowest endpoint %.2f×)", isoRatio, isoH.rate(), isoW.rate(), isoMinRatio),
 			Pass:     isoRatio >= dlvIsolationGoal},
+		httpGoal,
 	}
 	return Section{Body: b.String(), Goals: goals}
 }

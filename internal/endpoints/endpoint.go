@@ -22,6 +22,8 @@ type Endpoint struct {
 	obj *miraapi.WebhookEndpoint
 	// Signing material, recomputed when the Secret's resourceVersion changes.
 	secretRV   string
+	secretName string    // the Secret secretRV is of
+	secretRead time.Time // when it was read last (see secretRecheck)
 	current    string
 	previous   string
 	previousAt time.Time
@@ -156,4 +158,28 @@ func (e *Endpoint) closeIdle() {
 	if e.sender != nil {
 		e.sender.CloseIdleConnections()
 	}
+}
+
+// secretRecheck is how long SigningSecrets reuses the signing values it read
+// last before reading the Secret again (itself cached by the secret cache).
+const secretRecheck = time.Second
+
+// recentSecrets returns the signing values read within secretRecheck from
+// the Secret named name (ok false: read it again).
+func (e *Endpoint) recentSecrets(name string, now time.Time, grace time.Duration) (string, []string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.current == "" || e.secretName != name || now.Before(e.secretRead) || now.Sub(e.secretRead) >= secretRecheck {
+		return "", nil, false
+	}
+	return e.current, e.previousWithin(now, grace), true
+}
+
+// previousWithin returns the previous signing secret while it is within the
+// rotation grace period; e.mu is held.
+func (e *Endpoint) previousWithin(now time.Time, grace time.Duration) []string {
+	if e.previous != "" && e.previous != e.current && now.Sub(e.previousAt) < grace {
+		return []string{e.previous}
+	}
+	return nil
 }

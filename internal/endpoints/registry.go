@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -40,8 +41,12 @@ type Registry struct {
 	byUID map[types.UID]*Endpoint
 	byKey map[types.NamespacedName]types.UID
 	// all is the list All returns, rebuilt after an endpoint was added or
-	// removed (nil: stale). The fan-out reads it for every event.
+	// removed (nil: stale).
 	all []*Endpoint
+	// byNS indexes endpoints by namespace (workspace) for the fan-out,
+	// which reads it for every event: an event only ever reaches its own
+	// namespace, so the other namespaces' endpoints are never looked at.
+	byNS map[string]*nsIndex
 
 	synced func() bool
 }
@@ -81,7 +86,7 @@ func NewRegistry(o RegistryOptions) (*Registry, error) {
 	return &Registry{
 		crossNamespace: o.AllowCrossNamespaceTargets,
 		reader:         o.Reader, guard: o.Guard, grace: o.RotationGrace, now: o.Now, maxResponseBytes: o.MaxResponseBytes,
-		byUID: map[types.UID]*Endpoint{}, byKey: map[types.NamespacedName]types.UID{},
+		byUID: map[types.UID]*Endpoint{}, byKey: map[types.NamespacedName]types.UID{}, byNS: map[string]*nsIndex{},
 	}, nil
 }
 
@@ -127,6 +132,7 @@ func (r *Registry) Observe(w *miraapi.WebhookEndpoint) *Endpoint {
 		e = newEndpoint(w)
 		r.byUID[w.UID] = e
 		r.all = nil
+		r.nsIndex(w.Namespace).add(e)
 	}
 	r.byKey[types.NamespacedName{Namespace: w.Namespace, Name: w.Name}] = w.UID
 	e.mu.Lock()
@@ -137,8 +143,21 @@ func (r *Registry) Observe(w *miraapi.WebhookEndpoint) *Endpoint {
 	if e.obj != nil && e.obj.GetRateLimit() != w.GetRateLimit() {
 		e.rate = newRateLimit(w.GetRateLimit())
 	}
+	if e.obj != nil && !slices.Equal(e.obj.Spec.Events, w.Spec.Events) {
+		r.nsIndex(w.Namespace).stale()
+	}
 	e.obj = w
 	return e
+}
+
+// nsIndex returns the index of a namespace, creating it; r.mu is held.
+func (r *Registry) nsIndex(ns string) *nsIndex {
+	x := r.byNS[ns]
+	if x == nil {
+		x = &nsIndex{members: map[types.UID]*Endpoint{}}
+		r.byNS[ns] = x
+	}
+	return x
 }
 
 // olderThan compares resourceVersions; they are etcd revisions, numeric in
@@ -157,6 +176,12 @@ func (r *Registry) remove(w *miraapi.WebhookEndpoint) {
 	}
 	delete(r.byUID, w.UID)
 	r.all = nil
+	if x := r.byNS[w.Namespace]; x != nil {
+		x.remove(w.UID)
+		if len(x.members) == 0 {
+			delete(r.byNS, w.Namespace)
+		}
+	}
 	key := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
 	if r.byKey[key] == w.UID {
 		delete(r.byKey, key)
@@ -202,15 +227,47 @@ func (r *Registry) All() []*Endpoint {
 	return r.all
 }
 
+// Subscribed returns the endpoints of namespace ns subscribed to an event
+// type, whatever their Ready state, from an index kept per namespace and
+// type: the fan-out's cost per event follows the subscribers, not the
+// endpoints configured. The slice is shared until the namespace's
+// membership or an endpoint's spec.events changes: callers must not modify it.
+func (r *Registry) Subscribed(ns, eventType string) []*Endpoint {
+	r.mu.RLock()
+	x := r.byNS[ns]
+	var list []*Endpoint
+	ok := false
+	if x != nil {
+		list, ok = x.byType[eventType]
+	}
+	r.mu.RUnlock()
+	if x == nil || ok {
+		return list
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if x = r.byNS[ns]; x == nil {
+		return nil
+	}
+	return x.subscribed(eventType)
+}
+
 // SigningSecrets returns the current secret and the previous one while it is
 // within the rotation grace period.
+//
+// The Secret is read (from the secret cache, a deep copy per read) at most
+// once per secretRecheck per endpoint; in between the values read last are
+// reused, which saved a Secret copy per delivery.
 func (r *Registry) SigningSecrets(ctx context.Context, e *Endpoint) (string, []string, error) {
 	w := e.Object()
+	now := r.now()
+	if cur, prev, ok := e.recentSecrets(w.SigningSecretName(), now, r.grace); ok {
+		return cur, prev, nil
+	}
 	s := &corev1.Secret{}
 	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: w.SigningSecretName()}, s); err != nil {
 		return "", nil, fmt.Errorf("read signing Secret %s: %w", w.SigningSecretName(), err)
 	}
-	now := r.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s.ResourceVersion != e.secretRV {
@@ -229,11 +286,8 @@ func (r *Registry) SigningSecrets(ctx context.Context, e *Endpoint) (string, []s
 		}
 		e.current, e.secretRV = value, s.ResourceVersion
 	}
-	var prev []string
-	if e.previous != "" && e.previous != e.current && now.Sub(e.previousAt) < r.grace {
-		prev = []string{e.previous}
-	}
-	return e.current, prev, nil
+	e.secretName, e.secretRead = w.SigningSecretName(), now
+	return e.current, e.previousWithin(now, r.grace), nil
 }
 
 // Sender returns the HTTP sender for an endpoint: guarded for url targets,

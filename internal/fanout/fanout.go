@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 
 	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	"github.com/mira/mira-operator/internal/delivery"
@@ -78,27 +79,21 @@ func (f *Fanout) Run(ctx context.Context) error {
 // Targets returns the endpoints an event goes to, only ever in the event's
 // namespace (its workspace): the one named by Only (test events), else every
 // endpoint subscribed to its type, whatever its Ready state. An event
-// without a namespace goes nowhere.
-func Targets(ev events.Event, all []*endpoints.Endpoint) []*endpoints.Endpoint {
-	var out []*endpoints.Endpoint
+// without a namespace goes nowhere. It reads the registry's per-namespace,
+// per-type index, so endpoints of other namespaces or not subscribed cost
+// nothing per event. The slice may be shared: do not modify it.
+func Targets(ev events.Event, reg *endpoints.Registry) []*endpoints.Endpoint {
 	if ev.Namespace == "" {
 		return nil
 	}
-	for _, e := range all {
-		if e.Object().Namespace != ev.Namespace {
-			continue
+	if ev.Only != "" {
+		e := reg.Get(k8stypes.UID(ev.Only))
+		if e == nil || e.Object().Namespace != ev.Namespace {
+			return nil
 		}
-		if ev.Only != "" {
-			if string(e.UID) == ev.Only {
-				out = append(out, e)
-			}
-			continue
-		}
-		if e.Object().Subscribes(ev.Type) {
-			out = append(out, e)
-		}
+		return []*endpoints.Endpoint{e}
 	}
-	return out
+	return reg.Subscribed(ev.Namespace, ev.Type)
 }
 
 func (f *Fanout) handle(ctx context.Context, msg jetstream.Msg) error {
@@ -144,7 +139,7 @@ func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte, redon
 	var futures []jetstream.PubAckFuture
 	var act *eventfilter.Activation
 	var subjects []string
-	for _, e := range Targets(ev, f.Registry.All()) {
+	for _, e := range Targets(ev, f.Registry) {
 		if !f.accepts(ctx, ev, e, &act) {
 			continue
 		}

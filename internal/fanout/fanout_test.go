@@ -187,7 +187,7 @@ func TestTargetsStayInTheEventsNamespace(t *testing.T) {
 		{"test event in its namespace", events.Event{Namespace: "team-a", Type: miraapi.EventWebhookTest, Only: "uid-a"}, []string{"team-a/a"}},
 		{"test event naming another namespace's endpoint", events.Event{Namespace: "team-a", Type: miraapi.EventWebhookTest, Only: "uid-b"}, nil},
 	} {
-		got := names(Targets(tc.ev, reg.All()))
+		got := names(Targets(tc.ev, reg))
 		if len(got) != len(tc.want) || (len(got) == 1 && got[0] != tc.want[0]) {
 			t.Errorf("%s: targets %v, want %v", tc.name, got, tc.want)
 		}
