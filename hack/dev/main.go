@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -93,6 +92,13 @@ func run() error {
 	dataAPIFlags, err := registerDataAPI(ctx, c, *devDir)
 	if err != nil {
 		return fmt.Errorf("register the data API: %w", err)
+	}
+	// The user-facing ClusterRoles a real install has (config/rbac,
+	// config/apiservice), so the docs' RoleBindings to them work here too.
+	// (No kube-controller-manager runs, so they are not aggregated into
+	// view/edit/admin: bind them directly.)
+	if _, err := applyFiles(ctx, c, userRoleFiles(root)); err != nil {
+		return fmt.Errorf("apply the user roles: %w", err)
 	}
 	n, err := applyDir(ctx, c, *samples)
 	if err != nil {
@@ -222,6 +228,22 @@ func applyDir(ctx context.Context, c client.Client, dir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return applyFiles(ctx, c, files)
+}
+
+// userRoleFiles are the ClusterRoles users bind: mira-view/mira-edit,
+// mira-data-publisher and mira-data-view.
+func userRoleFiles(root string) []string {
+	return []string{
+		filepath.Join(root, "config", "rbac", "user_roles.yaml"),
+		filepath.Join(root, "config", "rbac", "data_publisher_role.yaml"),
+		filepath.Join(root, "config", "apiservice", "user_roles.yaml"),
+	}
+}
+
+// applyFiles server-side-applies every YAML document of files, namespaced
+// objects without a namespace into default.
+func applyFiles(ctx context.Context, c client.Client, files []string) (int, error) {
 	n := 0
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
@@ -239,7 +261,9 @@ func applyDir(ctx context.Context, c client.Client, dir string) (int, error) {
 			if len(u.Object) == 0 {
 				continue
 			}
-			if u.GetNamespace() == "" && !strings.HasPrefix(u.GetKind(), "Namespace") {
+			if namespaced, err := c.IsObjectNamespaced(u); err != nil {
+				return n, fmt.Errorf("%s: %s %s: %w", filepath.Base(f), u.GetKind(), u.GetName(), err)
+			} else if namespaced && u.GetNamespace() == "" {
 				u.SetNamespace("default")
 			}
 			if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("mira-dev"), client.ForceOwnership); err != nil {
