@@ -13,34 +13,42 @@ import (
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 )
 
-// kubeFlags are the kubeconfig flags shared by the commands, with kubectl's
-// names and precedence (--kubeconfig, then $KUBECONFIG, then ~/.kube/config,
-// then the in-cluster config).
+// kubeFlags are the kubeconfig flags shared by the commands: kubectl's own
+// set (--kubeconfig, --context, --cluster, --user, -n, --as, --as-group,
+// --as-uid, --token, --server, --certificate-authority, --request-timeout,
+// ...), bound by client-go's clientcmd as kubectl binds them, with kubectl's
+// precedence (--kubeconfig, then $KUBECONFIG, then ~/.kube/config, then the
+// in-cluster config).
 type kubeFlags struct {
 	Kubeconfig string
-	Context    string
-	Namespace  string
+	overrides  clientcmd.ConfigOverrides
 }
 
 func (k *kubeFlags) bind(fs *pflag.FlagSet, withNamespace bool) {
 	fs.StringVar(&k.Kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-	fs.StringVar(&k.Context, "context", "", "kubeconfig context to use (default: the current context)")
-	inGroup(fs, "Kubernetes", "kubeconfig", "context")
-	if withNamespace {
-		fs.StringVarP(&k.Namespace, "namespace", "n", "", "namespace of the WebhookEndpoint (default: the context's namespace)")
-		inGroup(fs, "Kubernetes", "namespace")
+	names := clientcmd.RecommendedConfigOverrideFlags("")
+	names.ContextOverrideFlags.Namespace.Description = "namespace of the WebhookEndpoint (default: the context's namespace)"
+	if !withNamespace {
+		names.ContextOverrideFlags.Namespace = clientcmd.FlagInfo{}
 	}
+	before := map[string]bool{}
+	fs.VisitAll(func(f *pflag.Flag) { before[f.Name] = true })
+	clientcmd.BindOverrideFlags(&k.overrides, fs, names)
+	group := []string{"kubeconfig"}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !before[f.Name] {
+			group = append(group, f.Name)
+		}
+	})
+	inGroup(fs, "Kubernetes", group...)
 }
 
 // load returns the REST config and the effective namespace.
 func (k *kubeFlags) load() (*rest.Config, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = k.Kubeconfig
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: k.Context}
-	if k.Namespace != "" {
-		overrides.Context.Namespace = k.Namespace
-	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	overrides := k.overrides
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &overrides)
 	cfg, err := cc.ClientConfig()
 	if err != nil {
 		return nil, "", fmt.Errorf("load kubeconfig: %w", err)

@@ -158,6 +158,10 @@ func TestPluginErrors(t *testing.T) {
 		{[]string{"delivery", "dlv_missing"}, `deliveries.data.platform.mira.io "dlv-missing" not found`},
 		{[]string{"report", "rpt_missing"}, `reports.data.platform.mira.io "rpt-missing" not found`},
 		{[]string{"delivery", "/dlv_x"}, "want <id> or <namespace>/<id>"},
+		// kubectl's own flags: impersonation reaches the API server, whose
+		// RBAC answers for the impersonated user.
+		{[]string{"deliveries", "x", "--as", "mallory"}, `User "mallory" cannot get resource "webhookendpoints"`},
+		{[]string{"delivery", "dlv_x", "--as", "mallory", "--as-group", "team-b"}, `User "mallory" cannot get resource "deliveries"`},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
