@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/pprof/profile"
 )
 
 // CPU accounting from /proc (Linux), for suites that want to show where the
@@ -131,3 +133,46 @@ func procCPU(path string) (time.Duration, string, string, error) {
 }
 
 func ticks(n uint64) time.Duration { return time.Duration(n) * time.Second / clockTick }
+
+// Profiler labels that split a CPU profile of the bench process into its
+// parts: goroutines labelled part=sink serve the consumer (the webhook
+// targets), part=bench samples progress; everything else, the publishing
+// included (in production the receiver's HTTP handler publishes), is the
+// receiver's.
+const (
+	profilePart = "part"
+	partSink    = "sink"
+	partBench   = "bench"
+)
+
+// profileParts sums a CPU profile's samples by the part label: the total
+// and the time of each labelled part.
+func profileParts(path string) (total time.Duration, parts map[string]time.Duration, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer func() { _ = f.Close() }()
+	p, err := profile.Parse(f)
+	if err != nil {
+		return 0, nil, err
+	}
+	idx := -1
+	for i, st := range p.SampleType {
+		if st.Type == "cpu" && st.Unit == "nanoseconds" {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return 0, nil, errors.New("no cpu/nanoseconds sample type")
+	}
+	parts = map[string]time.Duration{}
+	for _, s := range p.Sample {
+		d := time.Duration(s.Value[idx])
+		total += d
+		if v := s.Label[profilePart]; len(v) > 0 {
+			parts[v[0]] += d
+		}
+	}
+	return total, parts, nil
+}

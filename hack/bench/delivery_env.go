@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,7 +88,7 @@ func startSink() (*sink, error) {
 			}
 		},
 	}
-	go func() { _ = s.srv.Serve(ln) }()
+	go s.serve(ln)
 	return s, nil
 }
 
@@ -101,8 +102,15 @@ func (s *sink) listen() (string, error) {
 		return "", err
 	}
 	s.connsBy.Store(ln.Addr().String(), new(atomic.Int64))
-	go func() { _ = s.srv.Serve(ln) }()
+	go s.serve(ln)
 	return "http://" + ln.Addr().String(), nil
+}
+
+// serve serves ln under the profiler label part=sink, which every
+// connection's goroutine inherits: a CPU profile tells the consumer's share
+// apart from the receiver's (see sinkShare).
+func (s *sink) serve(ln net.Listener) {
+	pprof.Do(context.Background(), pprof.Labels(profilePart, partSink), func(context.Context) { _ = s.srv.Serve(ln) })
 }
 
 // connsAt is the number of connections accepted on a listen URL.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +33,7 @@ import (
 	"github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/fanout"
 	"github.com/mira/mira-operator/internal/queue"
+	"github.com/mira/mira-operator/internal/testenv"
 )
 
 func init() {
@@ -68,6 +71,12 @@ type lanesResult struct {
 	rssMax         int64
 	goroutines     int
 	p99            time.Duration
+	// From a CPU profile of the load (profile): the consumer's (sink) and
+	// the progress sampler's share of this process's CPU, the rest being
+	// the receiver's.
+	profile           string
+	sinkCPU, benchCPU time.Duration
+	profileTotal      time.Duration
 }
 
 // runLanesSuite runs the same load (100 active endpoints, 1,000 events/s)
@@ -91,6 +100,15 @@ func runLanesSuite(ctx context.Context) (Section, error) {
 		results = append(results, r)
 	}
 	return lanesSection(results), nil
+}
+
+// receiverCores is the bench process's CPU less the consumer's and the
+// sampler's shares of the profile (without a profile: the whole process).
+func (r lanesResult) receiverCores() float64 {
+	if r.profileTotal <= 0 {
+		return cores(r.cpu)
+	}
+	return cores(r.cpu) * (1 - float64(r.sinkCPU+r.benchCPU)/float64(r.profileTotal))
 }
 
 func cores(u cpuUse) float64 {
@@ -171,7 +189,7 @@ func runLanes(ctx context.Context, sk *sink, configured int) (lanesResult, error
 	var maxCons, maxRSS atomic.Int64
 	sampleDone := make(chan struct{})
 	stopSampling := make(chan struct{})
-	go func() {
+	go pprof.Do(ctx, pprof.Labels(profilePart, partBench), func(ctx context.Context) {
 		defer close(sampleDone)
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
@@ -201,7 +219,26 @@ func runLanes(ctx context.Context, sk *sink, configured int) (lanesResult, error
 			case <-t.C:
 			}
 		}
-	}()
+	})
+	res.profile = filepath.Join(testenv.RepoRoot(), "bin", fmt.Sprintf("bench-lanes-%d.pprof", configured))
+	pf, err := os.Create(res.profile)
+	if err != nil {
+		close(stopSampling)
+		return res, err
+	}
+	defer func() { _ = pf.Close() }()
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		close(stopSampling)
+		return res, err
+	}
+	profiling := true
+	stopProfile := func() {
+		if profiling {
+			pprof.StopCPUProfile()
+			profiling = false
+		}
+	}
+	defer stopProfile()
 	cpu0 := sampleCPU()
 	t0 := time.Now()
 	sent, err := env.publishPaced(ctx, total)
@@ -212,6 +249,10 @@ func runLanes(ctx context.Context, sk *sink, configured int) (lanesResult, error
 	werr := sk.wait(ctx, time.Minute)
 	res.cpu = sampleCPU().since(cpu0)
 	res.wall = time.Since(t0)
+	stopProfile()
+	if total, parts, err := profileParts(res.profile); err == nil {
+		res.profileTotal, res.sinkCPU, res.benchCPU = total, parts[partSink], parts[partBench]
+	}
 	close(stopSampling)
 	<-sampleDone
 	snap := sk.snapshot()
@@ -373,14 +414,18 @@ func lanesSection(rs []lanesResult) Section {
 			"so the idle endpoints, of other workspaces or subscribed to other types, are not looked at per event. "+
 			"Lanes retire after %s idle (`LaneIdle`; default 30 s) and the server removes their consumers %s after the last pull (`ConsumerInactive`; default 2 min), "+
 			"shortened so the run shows them go.\n", lanesLaneIdle, lanesInactive) +
-		"- CPU and RSS are the whole bench process (receiver parts, load generator and consumer): an upper bound on the receiver's. CPU is from the first publish to the last delivery.\n\n")
+		"- CPU and RSS are the whole bench process (receiver parts, load generator and consumer). CPU is from the first publish to the last delivery. " +
+		"A CPU profile of that window (`bin/bench-lanes-N.pprof`) splits it: the consumer's goroutines carry the profiler label `part=sink` " +
+		"(its listener is served under it and every connection inherits it), the progress sampler `part=bench`; the rest is the receiver's, the publishing " +
+		"included (in production the receiver's HTTP handler publishes). **Receiver CPU** = bench process CPU × the unlabelled share of the samples. " +
+		"Profiling itself costs a few percent, charged to the receiver.\n\n")
 	rows := [][]string{}
 	for _, r := range rs {
 		rows = append(rows, []string{strconv.Itoa(r.configured), fmt.Sprintf("%d / %d", r.delivered, int(lanesDuration.Seconds())*lanesRate), strconv.Itoa(r.dups),
-			secs(r.wall), fmt.Sprintf("**%.2f**", cores(r.cpu)), mib(r.rssIdle), fmt.Sprintf("**%s**", mib(r.rssMax)), msf(r.p99),
+			secs(r.wall), fmt.Sprintf("%.2f", cores(r.cpu)), pct(r.sinkCPU, r.profileTotal), fmt.Sprintf("**%.2f**", r.receiverCores()), mib(r.rssIdle), fmt.Sprintf("**%s**", mib(r.rssMax)), msf(r.p99),
 			strconv.Itoa(r.idleConsumers), fmt.Sprintf("**%d**", r.maxConsumers), strconv.Itoa(r.afterConsumers), strconv.Itoa(r.goroutines)})
 	}
-	b.WriteString(Table([]string{"endpoints configured", "delivered", "duplicates", "first publish → last delivery (s)", "bench process CPU (cores)",
+	b.WriteString(Table([]string{"endpoints configured", "delivered", "duplicates", "first publish → last delivery (s)", "bench process CPU (cores)", "consumer share of the samples", "receiver CPU (cores)",
 		"RSS idle (MiB)", "RSS max under load (MiB)", "added latency p99 (ms)", "consumers before any event", "consumers max under load", "consumers once retired", "goroutines"}, rows))
 	big := rs[len(rs)-1]
 	b.WriteString("\nInterpretation:\n\n" +
@@ -389,14 +434,25 @@ func lanesSection(rs []lanesResult) Section {
 		"an R3 Raft group; before, every configured endpoint had one and re-issued a pull request every 5 s.\n" +
 		"- What the idle endpoints still cost is the registry (memory per endpoint) and the dispatcher's periodic scans (`forgetDeleted` every 1 s scan, the backlog-age metric); " +
 		"the fan-out no longer walks them per event (it did before the per-namespace index: 14% of the CPU samples). Both rows' difference shows what is left.\n" +
+		"- Lane consumers keep their state in memory (`dispatch.LaneConsumerConfig`, `MemoryStorage`). With file-backed state nats-server rewrote each busy " +
+		"consumer's state file (open, write, rename) up to 10 times a second: with 100 active lanes that was 30% of this process's CPU samples " +
+		"(`consumerFileStore.flushLoop`), receiver CPU 1.47 cores and an added p99 of 399 ms, against 0.78 cores and 8 ms once in memory (same run otherwise, 2026-12-01). " +
+		"In a work-queue stream an acked message is gone from the stream, so the state only ever remembered which messages were in flight.\n" +
 		"- The machine was shared with other engineers' builds; see the load average in the header.\n")
+	if top, cum := profileSummary(big.profile); top != "" {
+		fmt.Fprintf(&b, "\nCPU profile of the %d-endpoint run (`%s`):\n\n```\n%s\n```\n", big.configured, filepath.Join("bin", filepath.Base(big.profile)), top)
+		if len(cum) > 0 {
+			fmt.Fprintf(&b, "\nCumulative share of selected functions (`-top -cum`):\n\n```\n%s\n```\n", strings.Join(cum, "\n"))
+		}
+	}
 	goals := []Goal{
 		{Text: "JetStream consumer count independent of the number of idle endpoints",
 			Measured: fmt.Sprintf("max %d consumers under load with %d configured, %d with %d configured; %d before any event",
 				big.maxConsumers, big.configured, rs[0].maxConsumers, rs[0].configured, big.idleConsumers),
 			Pass: big.maxConsumers <= lanesActive && big.idleConsumers == 0},
 		{Text: "receiver CPU ≤ 1 core with 10,000 configured, 100 active at 1,000 events/s",
-			Measured: fmt.Sprintf("%.2f cores (whole bench process)", cores(big.cpu)), Pass: cores(big.cpu) <= 1},
+			Measured: fmt.Sprintf("%.2f cores (bench process %.2f, of which the consumer %s of the samples)", big.receiverCores(), cores(big.cpu), pct(big.sinkCPU, big.profileTotal)),
+			Pass:     big.profileTotal > 0 && big.receiverCores() <= 1},
 		{Text: "RSS ≤ 250 MiB with 10,000 configured, 100 active at 1,000 events/s",
 			Measured: mib(big.rssMax) + " MiB (whole bench process)", Pass: big.rssMax <= 250<<20},
 	}

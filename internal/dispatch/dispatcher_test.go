@@ -179,6 +179,35 @@ func TestWakeStartsALane(t *testing.T) {
 	waitFor(t, "the woken delivery to be settled", func() bool { return storedMsgs(t, d) == 0 })
 }
 
+// A lane's consumer keeps its state in memory (no state file rewritten per
+// ack); a file-backed consumer an earlier version left behind is used as it
+// is (nats-server refuses to change the storage type) rather than leaving
+// its deliveries stuck.
+func TestLaneConsumerStorage(t *testing.T) {
+	ctx := context.Background()
+	d := newTestDispatcher(t)
+	d.ScanEvery = 50 * time.Millisecond
+	// The earlier version's consumer of uid-old, on disk.
+	old := LaneConsumerConfig(fanout.Subject("team-c", "uid-old"), "uid-old", 4, d.MaxPending, 1, time.Hour)
+	old.MemoryStorage = false
+	if _, err := d.JS.CreateOrUpdateConsumer(ctx, queue.DeliveriesStream, old); err != nil {
+		t.Fatal(err)
+	}
+	runDispatcher(t, d)
+	queueFor(t, d, "team-c", "uid-new", "dlv_new")
+	queueFor(t, d, "team-c", "uid-old", "dlv_old")
+	waitFor(t, "both deliveries to be settled", func() bool { return storedMsgs(t, d) == 0 })
+	for uid, memory := range map[string]bool{"uid-new": true, "uid-old": false} {
+		c, err := d.JS.Consumer(ctx, queue.DeliveriesStream, ConsumerName(types.UID(uid)))
+		if err != nil {
+			t.Fatalf("consumer of %s: %v", uid, err)
+		}
+		if got := c.CachedInfo().Config.MemoryStorage; got != memory {
+			t.Errorf("consumer of %s: MemoryStorage %v, want %v", uid, got, memory)
+		}
+	}
+}
+
 func TestUIDOfSubject(t *testing.T) {
 	for subj, want := range map[string]string{
 		fanout.Subject("team-a", "u-1"): "u-1",
