@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
@@ -21,6 +24,7 @@ import (
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/k8sauth"
 	"github.com/mira/mira-operator/internal/receiver"
+	"github.com/mira/mira-operator/internal/testenv"
 )
 
 // The separate-process scenario: a load generator in a child process (this
@@ -172,6 +176,7 @@ func (h httpRun) rate() float64 { return float64(h.n) / h.dur.Seconds() }
 // httpResults are the separate-process scenario's two runs.
 type httpResults struct {
 	base, recv httpRun
+	profile    string // CPU profile of this process during the receiver run
 }
 
 // publisherToken creates a ServiceAccount allowed to publish events in ns
@@ -264,7 +269,18 @@ func separateProcess(ctx context.Context, d *deliveryEnv, body []byte) (httpResu
 	}
 	recv.N = httpEvents
 	conns = d.sink.connsAt(listen)
-	if r, err = measure(recv, "/http/one"); err != nil {
+	res.profile = filepath.Join(testenv.RepoRoot(), "bin", "bench-delivery-http.pprof")
+	pf, err := os.Create(res.profile)
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = pf.Close() }()
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		return res, err
+	}
+	r, err = measure(recv, "/http/one")
+	pprof.StopCPUProfile()
+	if err != nil {
 		return res, fmt.Errorf("receiver: %w", err)
 	}
 	r.conns = d.sink.connsAt(listen) - conns
@@ -293,6 +309,12 @@ func httpSection(h httpResults) (string, Goal) {
 		row("baseline: generator → consumer", h.base, "1.00"),
 		row("generator → receiver → consumer", h.recv, fmt.Sprintf("**%.2f**", ratio)),
 	}))
+	if top, cum := profileSummary(h.profile); top != "" {
+		fmt.Fprintf(&b, "\nCPU profile of this process during the receiver run (`bin/%s`; the generator is another process):\n\n```\n%s\n```\n", filepath.Base(h.profile), top)
+		if len(cum) > 0 {
+			fmt.Fprintf(&b, "\nCumulative share of selected functions (`-top -cum`):\n\n```\n%s\n```\n", strings.Join(cum, "\n"))
+		}
+	}
 	return b.String(), Goal{Text: fmt.Sprintf("one endpoint, separate-process publisher over HTTP ≥ %.2f× the same generator to the consumer", httpGoal),
 		Measured: fmt.Sprintf("%.2f× (%.0f vs %.0f/s)", ratio, h.recv.rate(), h.base.rate()), Pass: ratio >= httpGoal}
 }
