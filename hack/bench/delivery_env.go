@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -453,22 +452,7 @@ func rawClient(concurrency int) *http.Client {
 }
 
 func rawPost(c *http.Client, url string, body []byte, id string) error {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("webhook-id", id)
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("baseline POST: HTTP %d", resp.StatusCode)
-	}
-	return nil
+	return loadgenPost(c, loadgenConfig{URL: url, Body: body, Want: http.StatusNoContent}, id)
 }
 
 // paced calls f(i) for i in [0, rate×dur) at rate calls per second from a

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -135,30 +134,38 @@ func loadgenPost(c *http.Client, cfg loadgenConfig, id string) error {
 
 // runLoadgen runs the load generator in a child process.
 func runLoadgen(ctx context.Context, c loadgenConfig) (loadgenResult, error) {
-	in, err := json.Marshal(c)
+	var res loadgenResult
+	err := runChild(ctx, "load generator", []string{loadgenChildEnv + "=1"}, c, &res, func() string { return res.Error })
+	return res, err
+}
+
+// runChild re-executes this binary with env added, hands it in as JSON on
+// stdin and decodes its JSON answer from stdout into out; failed is the
+// error the child reported in its answer, if any.
+func runChild(ctx context.Context, what string, env []string, in, out any, failed func() string) error {
+	raw, err := json.Marshal(in)
 	if err != nil {
-		return loadgenResult{}, err
+		return err
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return loadgenResult{}, err
+		return err
 	}
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), loadgenChildEnv+"=1")
-	cmd.Stdin = bytes.NewReader(in)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = bytes.NewReader(raw)
 	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	stdout, err := cmd.Output()
 	if err != nil {
-		return loadgenResult{}, fmt.Errorf("load generator: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	var res loadgenResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		return loadgenResult{}, fmt.Errorf("load generator output %q: %w", out, err)
+	if err := json.Unmarshal(stdout, out); err != nil {
+		return fmt.Errorf("%s output %q: %w", what, stdout, err)
 	}
-	if res.Error != "" {
-		return res, errors.New("load generator: " + res.Error)
+	if msg := failed(); msg != "" {
+		return fmt.Errorf("%s: %s", what, msg)
 	}
-	return res, nil
+	return nil
 }
 
 // httpRun is one measurement of the separate-process scenario.

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -193,31 +191,11 @@ func rssChild(c rssChildConfig) (rssChildResult, error) {
 // returns what it measured.
 func runRSSChild(ctx context.Context, cfg *rest.Config, c rssChildConfig) (rssChildResult, error) {
 	c.Host, c.TLS, c.Bearer = cfg.Host, cfg.TLSClientConfig, cfg.BearerToken
-	in, err := json.Marshal(c)
-	if err != nil {
-		return rssChildResult{}, err
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return rssChildResult{}, err
-	}
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), rssChildEnv+"=1")
+	env := []string{rssChildEnv + "=1"}
 	if c.MemLimit != "" {
-		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+c.MemLimit)
-	}
-	cmd.Stdin = bytes.NewReader(in)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return rssChildResult{}, fmt.Errorf("rss child: %w", err)
+		env = append(env, "GOMEMLIMIT="+c.MemLimit)
 	}
 	var res rssChildResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		return rssChildResult{}, fmt.Errorf("rss child output %q: %w", out, err)
-	}
-	if res.Error != "" {
-		return res, errors.New("rss child: " + res.Error)
-	}
-	return res, nil
+	err := runChild(ctx, "rss child", env, c, &res, func() string { return res.Error })
+	return res, err
 }
