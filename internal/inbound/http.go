@@ -241,7 +241,7 @@ func (in *Inbound) postRecall(w http.ResponseWriter, r *http.Request) {
 		in.ignore(w, routeRecall, reasonIDTooLong, fmt.Sprintf("webhook id longer than %d characters", maxWebhookIDLength))
 		return
 	}
-	if _, err := recall.ParseEvent(body); err != nil {
+	if err := recall.CheckEvent(body); err != nil {
 		in.ignore(w, routeRecall, reasonNotAnEvent, "body is not a Recall.ai webhook: a JSON object with an event name")
 		return
 	}

@@ -142,23 +142,42 @@ func (e Event) IsFatal() bool {
 	return e.Kind == KindBotStatus && e.Code == CodeFatal
 }
 
+// CheckEvent reports whether ParseEvent would accept body (a JSON object
+// with a non-empty string "event" field) without decoding its data: the
+// HTTP handler checks this before storing a webhook, and the pipeline parses
+// it in full.
+func CheckEvent(body []byte) error {
+	_, _, err := envelope(body)
+	return err
+}
+
+// envelope decodes the top level of a Recall webhook body: its event name
+// and its undecoded data.
+func envelope(body []byte) (string, json.RawMessage, error) {
+	var env struct {
+		Event json.RawMessage `json:"event"`
+		Data  json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return "", nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	var name string
+	if err := json.Unmarshal(env.Event, &name); err != nil || strings.TrimSpace(name) == "" {
+		return "", nil, fmt.Errorf("%w: no event name", ErrMalformed)
+	}
+	return name, env.Data, nil
+}
+
 // ParseEvent parses a Recall webhook body of either generation. It fails only
 // when body is not a JSON object with a non-empty string "event" field (the
 // error wraps ErrMalformed); unknown events, unknown codes, missing fields and
 // fields of unexpected types give a best-effort Event instead.
 func ParseEvent(body []byte) (Event, error) {
-	var envelope struct {
-		Event json.RawMessage `json:"event"`
-		Data  json.RawMessage `json:"data"`
+	name, rawData, err := envelope(body)
+	if err != nil {
+		return Event{}, err
 	}
-	if err := json.Unmarshal(body, &envelope); err != nil {
-		return Event{}, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	var name string
-	if err := json.Unmarshal(envelope.Event, &name); err != nil || strings.TrimSpace(name) == "" {
-		return Event{}, fmt.Errorf("%w: no event name", ErrMalformed)
-	}
-	data := object(envelope.Data)
+	data := object(rawData)
 	ev := Event{Type: name, Kind: kindOf(name)}
 	if name == EventLegacyStatusChange {
 		ev.Legacy = true

@@ -131,6 +131,9 @@ func TestParseEvent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ev, err := recall.ParseEvent([]byte(tt.body))
+			if cerr := recall.CheckEvent([]byte(tt.body)); (cerr == nil) != (err == nil) {
+				t.Fatalf("CheckEvent() = %v, ParseEvent() = %v: the handler's check must accept exactly what parses", cerr, err)
+			}
 			if tt.malforms {
 				if !errors.Is(err, recall.ErrMalformed) {
 					t.Fatalf("ParseEvent() error = %v, want ErrMalformed", err)

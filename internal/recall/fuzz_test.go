@@ -22,6 +22,10 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add([]byte(`{`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := recall.ParseEvent(body)
+		// The HTTP handler's cheap check accepts exactly what parses.
+		if cerr := recall.CheckEvent(body); (cerr == nil) != (err == nil) {
+			t.Fatalf("CheckEvent() = %v, ParseEvent() = %v", cerr, err)
+		}
 		if err != nil {
 			if !errors.Is(err, recall.ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
@@ -35,7 +39,8 @@ func FuzzParseEvent(f *testing.F) {
 			t.Fatal("accepted an event without a type")
 		}
 		switch ev.Kind {
-		case recall.KindBotStatus, recall.KindTranscriptDone, recall.KindTranscriptFailed, recall.KindUnknown:
+		case recall.KindBotStatus, recall.KindTranscriptDone, recall.KindTranscriptFailed, recall.KindTranscriptStatus,
+			recall.KindRecordingStatus, recall.KindUnknown:
 		default:
 			t.Fatalf("Kind = %q", ev.Kind)
 		}
