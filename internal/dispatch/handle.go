@@ -86,6 +86,25 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
+	// Queued while the endpoint's filter did not compile: the fixed filter
+	// decides before the first attempt.
+	if m.FilterPending && rec.AttemptCount == 0 {
+		match, decided, ferr := fanout.RecheckFilter(e, &m)
+		switch {
+		case !decided:
+			d.hold(ctx, e, msg, rec, rev, Step{Action: Hold, State: datav1.StatePending,
+				Reason: "waiting: spec.filter does not compile", Delay: HoldDelay(delivered)})
+			return
+		case !match:
+			rec.State, rec.Reason = datav1.StateSkipped, ReasonFiltered
+			if ferr != nil {
+				rec.Reason += " (evaluation failed: " + ferr.Error() + ")"
+			}
+			d.finish(ctx, msg, e, rec, rev, prevState, nil, 0, false)
+			return
+		}
+	}
+
 	// Flow control; neither counts as an attempt. The breaker comes last:
 	// once it allows a (probe) attempt, that attempt must report back.
 	if wait := e.RateWait(); wait > 0 {

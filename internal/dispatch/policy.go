@@ -63,6 +63,9 @@ const (
 	ReasonDeleted   = "the WebhookEndpoint was deleted"
 	ReasonSuspended = "the endpoint is suspended (spec.suspend)"
 	ReasonDisabled  = "the endpoint is disabled"
+	// ReasonFiltered: queued while spec.filter did not compile, then
+	// dropped by the fixed filter before any attempt.
+	ReasonFiltered = "spec.filter does not match (the event was queued while the filter did not compile)"
 )
 
 // MaxHold is the longest a delivery for an undeliverable endpoint waits

@@ -26,6 +26,7 @@ const (
 	hdrCreated   = "Mira-Created"
 	hdrRound     = "Mira-Round"
 	hdrRecordRev = "Mira-Record-Rev"
+	hdrFilter    = "Mira-Filter-Pending"
 )
 
 // NewMsg is the deliveries-stream message of m. The caller sets the
@@ -45,6 +46,9 @@ func (m *Message) NewMsg() *nats.Msg {
 	}
 	if m.RecordRev != 0 {
 		h[hdrRecordRev] = []string{strconv.FormatUint(m.RecordRev, 10)}
+	}
+	if m.FilterPending {
+		h[hdrFilter] = []string{"1"}
 	}
 	return &nats.Msg{Subject: Subject(m.Namespace, m.EndpointUID), Header: h, Data: m.Body}
 }
@@ -85,5 +89,6 @@ func DecodeMessage(h nats.Header, data []byte) (Message, error) {
 			return Message{}, fmt.Errorf("delivery message %s: record revision: %w", m.ID, err)
 		}
 	}
+	m.FilterPending = one(hdrFilter) == "1"
 	return m, nil
 }

@@ -16,17 +16,20 @@ func sampleMessage() Message {
 }
 
 func TestMessageHeadersRoundTrip(t *testing.T) {
-	want := sampleMessage()
-	msg := want.NewMsg()
-	if msg.Subject != Subject(want.Namespace, want.EndpointUID) {
-		t.Fatalf("subject %q", msg.Subject)
-	}
-	got, err := DecodeMessage(msg.Header, msg.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("decoded %+v, want %+v", got, want)
+	pending := sampleMessage()
+	pending.FilterPending = true
+	for _, want := range []Message{sampleMessage(), pending} {
+		msg := want.NewMsg()
+		if msg.Subject != Subject(want.Namespace, want.EndpointUID) {
+			t.Fatalf("subject %q", msg.Subject)
+		}
+		got, err := DecodeMessage(msg.Header, msg.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded %+v, want %+v", got, want)
+		}
 	}
 }
 

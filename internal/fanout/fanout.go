@@ -147,6 +147,7 @@ func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte, redon
 		m := Message{
 			ID: DeliveryID(ev.ID, string(e.UID)), EventID: ev.ID, EventType: ev.Type, EndpointUID: string(e.UID),
 			Namespace: obj.Namespace, Name: obj.Name, Body: body, Created: ev.Time,
+			FilterPending: ev.Only == "" && e.FilterBroken(),
 		}
 		if redone {
 			queueIt, err := f.createRecord(ctx, &m)

@@ -2,6 +2,8 @@ package fanout
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/endpoints"
@@ -27,7 +29,8 @@ type FilteredCounter interface {
 //
 // A filter that does not compile accepts every event: the controller holds
 // the endpoint not Ready (InvalidFilter) and the deliveries wait in the
-// queue, so fixing the filter loses nothing.
+// queue, marked FilterPending, so fixing the filter loses nothing and the
+// fixed filter still decides (RecheckFilter).
 func Accepts(ev events.Event, e *endpoints.Endpoint, act **eventfilter.Activation) (ok, filtered bool, err error) {
 	if ev.Except != "" && string(e.UID) == ev.Except {
 		return false, false, nil
@@ -48,6 +51,30 @@ func Accepts(ev events.Event, e *endpoints.Endpoint, act **eventfilter.Activatio
 	}
 	match, err := f.Match(*act)
 	return match, !match, err
+}
+
+// RecheckFilter applies e's spec.filter to a delivery queued while the
+// filter did not compile (Message.FilterPending). decided is false while the
+// filter still does not compile (hold the delivery); otherwise match says
+// whether to deliver: no filter any more, or a filter the event passes. An
+// evaluation error counts as no match, as in the fan-out.
+func RecheckFilter(e *endpoints.Endpoint, m *Message) (match, decided bool, err error) {
+	f, cerr := e.Filter()
+	if cerr != nil {
+		return false, false, nil
+	}
+	if f == nil {
+		return true, true, nil
+	}
+	var body struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(m.Body, &body); err != nil {
+		return false, true, fmt.Errorf("read the event data of delivery %s: %w", m.ID, err)
+	}
+	act := eventfilter.NewActivation(eventfilter.Event{ID: m.EventID, Type: m.EventType, Data: body.Data, Timestamp: m.Created})
+	match, err = f.Match(act)
+	return match, true, err
 }
 
 // accepts applies Accepts in the fan-out: it counts and (once per filter)

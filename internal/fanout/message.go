@@ -31,6 +31,13 @@ type Message struct {
 	// message starts from NewRecord at this revision instead of reading the
 	// record; the store's compare-and-set catches a record changed meanwhile.
 	RecordRev uint64 `json:"recordRev,omitempty"`
+	// FilterPending: the endpoint's spec.filter did not compile when the
+	// event was fanned out, so the delivery was queued unfiltered (nothing
+	// is lost while the filter is broken); the dispatcher applies the
+	// filter before the first attempt, once the endpoint is deliverable
+	// again (RecheckFilter), so fixing a filter does not release the events
+	// it was written to hold back.
+	FilterPending bool `json:"filterPending,omitempty"`
 }
 
 // NewRecord is the delivery-log record of a message not attempted yet.

@@ -20,6 +20,7 @@ import (
 	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
 	miraapi "github.com/mira/mira-operator/api/v1alpha1"
 	"github.com/mira/mira-operator/internal/deliverylog"
+	"github.com/mira/mira-operator/internal/dispatch"
 	"github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/fanout"
 	"github.com/mira/mira-operator/internal/queue"
@@ -157,6 +158,71 @@ func TestFilterKeepsAndDropsEvents(t *testing.T) {
 	}
 	if len(got) != 2 || !ids["rep_1"] || !ids["rep_4"] {
 		t.Fatalf("delivered %v, want rep_1 and rep_4", ids)
+	}
+}
+
+// Events fanned out while an endpoint's filter does not compile wait in the
+// queue (nothing is lost); once the filter is fixed it decides before the
+// first attempt, so fixing it does not release what it was meant to hold
+// back.
+func TestFixedFilterDecidesWhatWaited(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	c := newConsumer(nil)
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	w := &miraapi.WebhookEndpoint{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fixme"},
+		Spec: miraapi.WebhookEndpointSpec{URL: srv.URL, Events: []string{miraapi.EventReportCompleted},
+			Filter: `event.data.user_id in [`},
+	}
+	if err := k8s.Create(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the receiver to see the broken filter", func() error {
+		if e := recv.Registry.Lookup(ns, "fixme"); e == nil || !e.FilterBroken() {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	keep := publishIn(t, ns, miraapi.EventReportCompleted, map[string]string{"report_id": "rep_keep", "user_id": "usr_1"})
+	drop := publishIn(t, ns, miraapi.EventReportCompleted, map[string]string{"report_id": "rep_drop", "user_id": "usr_9"})
+	uid := string(w.UID)
+	state := func(ev events.Event) (string, string) {
+		rec, _, err := recv.Log.Get(ctx, uid, ev.Time, fanout.DeliveryID(ev.ID, uid))
+		if err != nil {
+			return "", err.Error()
+		}
+		return rec.State, rec.Reason
+	}
+	eventually(t, "both deliveries held as pending", func() error {
+		for _, ev := range []events.Event{keep, drop} {
+			if st, why := state(ev); st != datav1.StatePending {
+				return fmt.Errorf("%s: %s %s", ev.ID, st, why)
+			}
+		}
+		return nil
+	})
+	if n := len(c.all()); n != 0 {
+		t.Fatalf("%d deliveries made while the filter did not compile", n)
+	}
+
+	patch := []byte(`{"spec":{"filter":"event.data.user_id == \"usr_1\""}}`)
+	if err := k8s.Patch(ctx, getEndpoint(t, ns, "fixme"), client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+	got := bodies(t, c.waitFor(t, 1))
+	if got[0].Data["report_id"] != "rep_keep" {
+		t.Fatalf("delivered %v, want rep_keep", got[0].Data)
+	}
+	eventually(t, "the other delivery skipped by the fixed filter", func() error {
+		if st, why := state(drop); st != datav1.StateSkipped || why != dispatch.ReasonFiltered {
+			return fmt.Errorf("%s %s", st, why)
+		}
+		return nil
+	})
+	if n := len(c.all()); n != 1 {
+		t.Fatalf("%d deliveries, want only rep_keep", n)
 	}
 }
 
