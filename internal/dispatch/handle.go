@@ -89,16 +89,16 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 	// Queued while the endpoint's filter did not compile: the fixed filter
 	// decides before the first attempt.
 	if m.FilterPending && rec.AttemptCount == 0 {
-		match, decided, ferr := fanout.RecheckFilter(e, &m)
+		fd := fanout.RecheckFilter(e, &m)
 		switch {
-		case !decided:
+		case fd.Unchecked:
 			d.hold(ctx, e, msg, rec, rev, Step{Action: Hold, State: datav1.StatePending,
 				Reason: "waiting: spec.filter does not compile", Delay: HoldDelay(delivered)})
 			return
-		case !match:
+		case !fd.Deliver:
 			rec.State, rec.Reason = datav1.StateSkipped, ReasonFiltered
-			if ferr != nil {
-				rec.Reason += " (evaluation failed: " + ferr.Error() + ")"
+			if fd.Err != nil {
+				rec.Reason += " (evaluation failed: " + fd.Err.Error() + ")"
 			}
 			d.finish(ctx, msg, e, rec, rev, prevState, nil, 0, false)
 			return

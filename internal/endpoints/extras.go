@@ -41,13 +41,6 @@ func (e *Endpoint) Filter() (*eventfilter.Filter, error) {
 	return c.filter, c.err
 }
 
-// FilterBroken reports whether the endpoint has a spec.filter that does not
-// compile (the controller holds it not Ready with InvalidFilter).
-func (e *Endpoint) FilterBroken() bool {
-	_, err := e.Filter()
-	return err != nil
-}
-
 // FirstFilterError reports whether an evaluation error is the first one
 // seen for the endpoint's current filter, so it is logged once.
 func (e *Endpoint) FirstFilterError() bool {

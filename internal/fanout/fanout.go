@@ -140,15 +140,11 @@ func (f *Fanout) fanOut(ctx context.Context, ev events.Event, body []byte, redon
 	var act *eventfilter.Activation
 	var subjects []string
 	for _, e := range Targets(ev, f.Registry) {
-		if !f.accepts(ctx, ev, e, &act) {
+		d := f.accepts(ctx, ev, e, &act)
+		if !d.Deliver {
 			continue
 		}
-		obj := e.Object()
-		m := Message{
-			ID: DeliveryID(ev.ID, string(e.UID)), EventID: ev.ID, EventType: ev.Type, EndpointUID: string(e.UID),
-			Namespace: obj.Namespace, Name: obj.Name, Body: body, Created: ev.Time,
-			FilterPending: ev.Only == "" && e.FilterBroken(),
-		}
+		m := newMessage(ev, e, body, d)
 		if redone {
 			queueIt, err := f.createRecord(ctx, &m)
 			if err != nil {

@@ -29,6 +29,9 @@ func TestAccepts(t *testing.T) {
 	filtered := endpoint("f", "filtered", []string{miraapi.EventReportCompleted}, true)
 	filtered.Spec.Filter = `event.data.user_id == "usr_1"`
 	flt := reg.Observe(filtered)
+	broken := endpoint("b", "broken", []string{miraapi.EventReportCompleted}, true)
+	broken.Spec.Filter = `event.data.user_id ==`
+	brk := reg.Observe(broken)
 	data := func(s string) json.RawMessage { return json.RawMessage(s) }
 	tests := []struct {
 		name               string
@@ -36,22 +39,24 @@ func TestAccepts(t *testing.T) {
 		e                  *endpoints.Endpoint
 		wantOK, wantFilter bool
 		wantErr            bool
+		wantUnchecked      bool
 	}{
-		{"no filter", events.Event{Type: miraapi.EventReportCompleted, Data: data(`{}`)}, plain, true, false, false},
-		{"match", events.Event{Type: miraapi.EventReportCompleted, Data: data(`{"user_id":"usr_1"}`)}, flt, true, false, false},
-		{"no match", events.Event{Type: miraapi.EventReportCompleted, Data: data(`{"user_id":"usr_2"}`)}, flt, false, true, false},
-		{"evaluation error is no match", events.Event{Type: miraapi.EventReportCompleted, Data: data(`{}`)}, flt, false, true, true},
-		{"test events skip the filter", events.Event{Type: miraapi.EventWebhookTest, Only: "uid-f", Data: data(`{}`)}, flt, true, false, false},
-		{"never about itself", events.Event{Type: miraapi.EventEndpointDisabled, Namespace: "ns", Except: "uid-p"}, plain, false, false, false},
-		{"about another endpoint", events.Event{Type: miraapi.EventEndpointDisabled, Namespace: "ns", Except: "uid-x"}, plain, true, false, false},
-		{"operational events stay in their namespace", events.Event{Type: miraapi.EventEndpointDisabled, Namespace: "other", Except: "uid-x"}, plain, false, false, false},
+		{"no filter", events.Event{Type: miraapi.EventReportCompleted, Data: data(`{}`)}, plain, true, false, false, false},
+		{"match", events.Event{Type: miraapi.EventReportCompleted, Data: data(`{"user_id":"usr_1"}`)}, flt, true, false, false, false},
+		{"no match", events.Event{Type: miraapi.EventReportCompleted, Data: data(`{"user_id":"usr_2"}`)}, flt, false, true, false, false},
+		{"evaluation error is no match", events.Event{Type: miraapi.EventReportCompleted, Data: data(`{}`)}, flt, false, true, true, false},
+		{"test events skip the filter", events.Event{Type: miraapi.EventWebhookTest, Only: "uid-f", Data: data(`{}`)}, flt, true, false, false, false},
+		{"never about itself", events.Event{Type: miraapi.EventEndpointDisabled, Namespace: "ns", Except: "uid-p"}, plain, false, false, false, false},
+		{"about another endpoint", events.Event{Type: miraapi.EventEndpointDisabled, Namespace: "ns", Except: "uid-x"}, plain, true, false, false, false},
+		{"operational events stay in their namespace", events.Event{Type: miraapi.EventEndpointDisabled, Namespace: "other", Except: "uid-x"}, plain, false, false, false, false},
+		{"a filter that does not compile lets it through unchecked", events.Event{Type: miraapi.EventReportCompleted, Data: data(`{}`)}, brk, true, false, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var act *eventfilter.Activation
-			ok, f, err := Accepts(tt.ev, tt.e, &act)
-			if ok != tt.wantOK || f != tt.wantFilter || (err != nil) != tt.wantErr {
-				t.Fatalf("Accepts = %t, %t, %v; want %t, %t, error %t", ok, f, err, tt.wantOK, tt.wantFilter, tt.wantErr)
+			d := Accepts(tt.ev, tt.e, &act)
+			if d.Deliver != tt.wantOK || d.Filtered != tt.wantFilter || (d.Err != nil) != tt.wantErr || d.Unchecked != tt.wantUnchecked {
+				t.Fatalf("Accepts = %+v; want deliver %t, filtered %t, error %t, unchecked %t", d, tt.wantOK, tt.wantFilter, tt.wantErr, tt.wantUnchecked)
 			}
 		})
 	}
@@ -65,7 +70,7 @@ func BenchmarkAcceptsNoFilter(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		var act *eventfilter.Activation
-		if ok, _, _ := Accepts(ev, e, &act); !ok {
+		if !Accepts(ev, e, &act).Deliver {
 			b.Fatal("refused")
 		}
 	}
@@ -79,7 +84,7 @@ func BenchmarkAcceptsWithFilter(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		var act *eventfilter.Activation
-		if ok, _, _ := Accepts(ev, e, &act); !ok {
+		if !Accepts(ev, e, &act).Deliver {
 			b.Fatal("refused")
 		}
 	}
@@ -89,7 +94,7 @@ func TestAcceptsNoFilterAllocatesNothing(t *testing.T) {
 	e := acceptsRegistry(t).Observe(endpoint("p", "plain", []string{miraapi.EventReportCompleted}, true))
 	ev := events.Event{ID: "evt_1", Type: miraapi.EventReportCompleted, Data: json.RawMessage(`{}`)}
 	var act *eventfilter.Activation
-	if n := testing.AllocsPerRun(100, func() { _, _, _ = Accepts(ev, e, &act) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = Accepts(ev, e, &act) }); n != 0 {
 		t.Fatalf("Accepts without a filter allocates %v times", n)
 	}
 	if act != nil {

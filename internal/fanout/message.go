@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	datav1 "github.com/mira/mira-operator/api/data/v1alpha1"
+	"github.com/mira/mira-operator/internal/endpoints"
+	"github.com/mira/mira-operator/internal/events"
 	"github.com/mira/mira-operator/internal/queue"
 )
 
@@ -38,6 +40,16 @@ type Message struct {
 	// again (RecheckFilter), so fixing a filter does not release the events
 	// it was written to hold back.
 	FilterPending bool `json:"filterPending,omitempty"`
+}
+
+// newMessage is the delivery of event ev, whose body is built, to e as
+// Accepts decided it.
+func newMessage(ev events.Event, e *endpoints.Endpoint, body []byte, d Decision) Message {
+	obj := e.Object()
+	return Message{
+		ID: DeliveryID(ev.ID, string(e.UID)), EventID: ev.ID, EventType: ev.Type, EndpointUID: string(e.UID),
+		Namespace: obj.Namespace, Name: obj.Name, Body: body, Created: ev.Time, FilterPending: d.Unchecked,
+	}
 }
 
 // NewRecord is the delivery-log record of a message not attempted yet.

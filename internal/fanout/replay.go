@@ -114,9 +114,9 @@ func (f *Fanout) replayOne(ctx context.Context, e *endpoints.Endpoint, data []by
 		return nil
 	}
 	var act *eventfilter.Activation
-	ok, filtered, _ := Accepts(ev, e, &act)
-	if !ok {
-		if filtered {
+	d := Accepts(ev, e, &act)
+	if !d.Deliver {
+		if d.Filtered {
 			res.Filtered++
 		}
 		return nil
@@ -125,10 +125,7 @@ func (f *Fanout) replayOne(ctx context.Context, e *endpoints.Endpoint, data []by
 	if err != nil {
 		return nil // the fan-out drops it too
 	}
-	m := Message{
-		ID: DeliveryID(ev.ID, string(e.UID)), EventID: ev.ID, EventType: ev.Type, EndpointUID: string(e.UID),
-		Namespace: obj.Namespace, Name: obj.Name, Body: body, Created: ev.Time,
-	}
+	m := newMessage(ev, e, body, d)
 	rec, _, err := f.Log.Get(ctx, m.EndpointUID, m.Created, m.ID)
 	switch {
 	case errors.Is(err, deliverylog.ErrNotFound):

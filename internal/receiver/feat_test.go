@@ -180,8 +180,10 @@ func TestFixedFilterDecidesWhatWaited(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the receiver to see the broken filter", func() error {
-		if e := recv.Registry.Lookup(ns, "fixme"); e == nil || !e.FilterBroken() {
+		if e := recv.Registry.Lookup(ns, "fixme"); e == nil {
 			return fmt.Errorf("not yet")
+		} else if _, err := e.Filter(); err == nil {
+			return fmt.Errorf("the filter compiles")
 		}
 		return nil
 	})
