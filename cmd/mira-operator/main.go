@@ -67,11 +67,10 @@ func usage() {
 func main() {
 	args := os.Args[1:]
 	// Installed as kubectl-mira, the binary is the kubectl plugin, and its
-	// errors name the command as the user typed it.
-	prog := "mira-operator"
-	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-mira") {
+	// errors name the command as the user typed it ("kubectl mira: ...").
+	plugin := strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-mira")
+	if plugin {
 		args = append([]string{"kubectl"}, args...)
-		prog = "kubectl mira"
 	}
 	// `kubectl mira version` is the binary's own version command.
 	if len(args) > 1 && args[0] == "kubectl" && args[1] == "version" {
@@ -91,11 +90,11 @@ func main() {
 			if err := c.run(args[1:]); errors.Is(err, errHelp) {
 				return
 			} else if err != nil {
-				if prog == "kubectl mira" {
-					fmt.Fprintf(os.Stderr, "kubectl mira: %v\n", err)
-				} else {
-					fmt.Fprintf(os.Stderr, "%s %s: %v\n", prog, c.name, err)
+				prefix := "mira-operator " + c.name
+				if plugin {
+					prefix = "kubectl mira"
 				}
+				fmt.Fprintf(os.Stderr, "%s: %v\n", prefix, err)
 				os.Exit(1)
 			}
 			return

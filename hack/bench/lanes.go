@@ -187,6 +187,17 @@ func runLanes(ctx context.Context, sk *sink, configured int) (lanesResult, error
 	total := int(lanesDuration.Seconds()) * lanesRate
 	sk.reset("/lanes/", total)
 	var maxCons, maxRSS atomic.Int64
+	res.profile = filepath.Join(testenv.RepoRoot(), "bin", fmt.Sprintf("bench-lanes-%d.pprof", configured))
+	pf, err := os.Create(res.profile)
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = pf.Close() }()
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		return res, err
+	}
+	stopProfile := sync.OnceFunc(pprof.StopCPUProfile)
+	defer stopProfile()
 	sampleDone := make(chan struct{})
 	stopSampling := make(chan struct{})
 	go pprof.Do(ctx, pprof.Labels(profilePart, partBench), func(ctx context.Context) {
@@ -220,25 +231,6 @@ func runLanes(ctx context.Context, sk *sink, configured int) (lanesResult, error
 			}
 		}
 	})
-	res.profile = filepath.Join(testenv.RepoRoot(), "bin", fmt.Sprintf("bench-lanes-%d.pprof", configured))
-	pf, err := os.Create(res.profile)
-	if err != nil {
-		close(stopSampling)
-		return res, err
-	}
-	defer func() { _ = pf.Close() }()
-	if err := pprof.StartCPUProfile(pf); err != nil {
-		close(stopSampling)
-		return res, err
-	}
-	profiling := true
-	stopProfile := func() {
-		if profiling {
-			pprof.StopCPUProfile()
-			profiling = false
-		}
-	}
-	defer stopProfile()
 	cpu0 := sampleCPU()
 	t0 := time.Now()
 	sent, err := env.publishPaced(ctx, total)

@@ -31,16 +31,11 @@ func (k *kubeFlags) bind(fs *pflag.FlagSet, withNamespace bool) {
 	if !withNamespace {
 		names.ContextOverrideFlags.Namespace = clientcmd.FlagInfo{}
 	}
-	before := map[string]bool{}
-	fs.VisitAll(func(f *pflag.Flag) { before[f.Name] = true })
-	clientcmd.BindOverrideFlags(&k.overrides, fs, names)
-	group := []string{"kubeconfig"}
-	fs.VisitAll(func(f *pflag.Flag) {
-		if !before[f.Name] {
-			group = append(group, f.Name)
-		}
-	})
-	inGroup(fs, "Kubernetes", group...)
+	kube := pflag.NewFlagSet("kubernetes", pflag.ContinueOnError)
+	clientcmd.BindOverrideFlags(&k.overrides, kube, names)
+	fs.AddFlagSet(kube)
+	inGroup(fs, "Kubernetes", "kubeconfig")
+	kube.VisitAll(func(f *pflag.Flag) { inGroup(fs, "Kubernetes", f.Name) })
 }
 
 // load returns the REST config and the effective namespace.
