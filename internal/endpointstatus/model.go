@@ -129,7 +129,7 @@ func (s *stats) recordOutcome(o Outcome, p Policy, now time.Time) (reenabled boo
 		return reenabled
 	}
 	s.LastDelivery = &a
-	s.Recent = mergeRecent(s.Recent, []miraapi.DeliveryAttempt{a})
+	s.Recent = addRecent(s.Recent, a)
 	t := a.Time
 	if !o.Failed {
 		s.LastSuccess = &t
@@ -269,6 +269,54 @@ func mergeRecent(a, b []miraapi.DeliveryAttempt) []miraapi.DeliveryAttempt {
 	return out
 }
 
+// addRecent is mergeRecent(list, {a}) for the one attempt each outcome
+// adds: when list is in mergeRecent's order (newest first, no repeats, at
+// most maxRecent), which every list it built is, it inserts a in place
+// instead of building a map and sorting; otherwise it falls back to
+// mergeRecent. It runs twice per delivery.
+func addRecent(list []miraapi.DeliveryAttempt, a miraapi.DeliveryAttempt) []miraapi.DeliveryAttempt {
+	if len(list) > maxRecent {
+		return mergeRecent(list, []miraapi.DeliveryAttempt{a})
+	}
+	at := -1  // where a goes: after every attempt newer than it
+	dup := -1 // the earlier copy of a, dropped
+	for i, x := range list {
+		if i > 0 && x.Time.After(list[i-1].Time.Time) {
+			return mergeRecent(list, []miraapi.DeliveryAttempt{a})
+		}
+		for _, y := range list[:i] {
+			if x.DeliveryID == y.DeliveryID && x.Attempt == y.Attempt {
+				return mergeRecent(list, []miraapi.DeliveryAttempt{a})
+			}
+		}
+		if x.DeliveryID == a.DeliveryID && x.Attempt == a.Attempt {
+			dup = i
+		}
+		if at < 0 && !x.Time.After(a.Time.Time) {
+			at = i
+		}
+	}
+	if at < 0 {
+		at = len(list)
+	}
+	out := make([]miraapi.DeliveryAttempt, 0, min(len(list)+1, maxRecent))
+	for i, x := range list {
+		if i == at {
+			out = append(out, a)
+		}
+		if i != dup {
+			out = append(out, x)
+		}
+	}
+	if at == len(list) {
+		out = append(out, a)
+	}
+	if len(out) > maxRecent {
+		out = out[:maxRecent]
+	}
+	return out
+}
+
 // record adds one outcome to the delta.
 func (d *statsDelta) record(o Outcome, a miraapi.DeliveryAttempt) {
 	addState(&d.Counts, o.PrevState, -1)
@@ -276,7 +324,7 @@ func (d *statsDelta) record(o Outcome, a miraapi.DeliveryAttempt) {
 	if o.Attempt.Attempt == 0 {
 		return
 	}
-	d.Recent = mergeRecent(d.Recent, []miraapi.DeliveryAttempt{a})
+	d.Recent = addRecent(d.Recent, a)
 	t := a.Time
 	if !o.Failed {
 		d.LastSuccess = laterTime(d.LastSuccess, &t)

@@ -2,6 +2,8 @@ package endpointstatus
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -98,4 +100,56 @@ func TestStatsDisabledLatestChangeWins(t *testing.T) {
 	if s.Disabled {
 		t.Error("dis.then(en) left the endpoint disabled")
 	}
+}
+
+// addRecent must give exactly what mergeRecent gives for one attempt, on
+// lists mergeRecent built (its fast path) and on lists it did not (out of
+// order, repeated, too long: the fallback), including ties in time and an
+// attempt already in the list.
+func TestAddRecentMatchesMergeRecent(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(id string, n int32, sec int) miraapi.DeliveryAttempt {
+		return miraapi.DeliveryAttempt{DeliveryID: id, Attempt: n, Time: metav1.NewTime(t0.Add(time.Duration(sec) * time.Second)), Outcome: id}
+	}
+	rng := rand.New(rand.NewPCG(9, 1)) //nolint:gosec // G404: a seeded, reproducible test input, not a secret
+	random := func() miraapi.DeliveryAttempt {
+		// Few ids and times, so repeats and ties are common.
+		return at(fmt.Sprintf("d%d", rng.IntN(6)), int32(1+rng.IntN(2)), rng.IntN(8))
+	}
+	check := func(name string, list []miraapi.DeliveryAttempt, a miraapi.DeliveryAttempt) {
+		t.Helper()
+		before := slices.Clone(list)
+		want := mergeRecent(slices.Clone(list), []miraapi.DeliveryAttempt{a})
+		got := addRecent(list, a)
+		if !slices.EqualFunc(got, want, func(x, y miraapi.DeliveryAttempt) bool {
+			return x.DeliveryID == y.DeliveryID && x.Attempt == y.Attempt && x.Time.Equal(&y.Time) && x.Outcome == y.Outcome
+		}) {
+			t.Fatalf("%s: addRecent(%v, %v) = %v, mergeRecent gives %v", name, list, a, got, want)
+		}
+		if !slices.Equal(list, before) {
+			t.Fatalf("%s: addRecent changed its input", name)
+		}
+	}
+	// Lists as the model builds them.
+	for range 2000 {
+		var list []miraapi.DeliveryAttempt
+		for range rng.IntN(14) {
+			list = mergeRecent(list, []miraapi.DeliveryAttempt{random()})
+		}
+		check("built", list, random())
+	}
+	// Lists the model never builds: the fallback.
+	for range 2000 {
+		list := make([]miraapi.DeliveryAttempt, rng.IntN(13))
+		for i := range list {
+			list[i] = random()
+		}
+		check("arbitrary", list, random())
+	}
+	// The edges by hand.
+	check("empty", nil, at("x", 1, 3))
+	check("newest", []miraapi.DeliveryAttempt{at("a", 1, 5), at("b", 1, 2)}, at("x", 1, 9))
+	check("oldest", []miraapi.DeliveryAttempt{at("a", 1, 5), at("b", 1, 2)}, at("x", 1, 0))
+	check("tie goes first", []miraapi.DeliveryAttempt{at("a", 1, 5), at("b", 1, 2)}, at("x", 1, 5))
+	check("replaces its copy", []miraapi.DeliveryAttempt{at("a", 1, 5), at("x", 1, 2)}, at("x", 1, 7))
 }
