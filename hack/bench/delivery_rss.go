@@ -48,15 +48,29 @@ type rssChildConfig struct {
 	Publish   int // publishing goroutines
 	DataDir   string
 	Sample    time.Duration
-	HeapProf  string // where to write a heap profile at the end; empty: none
-	MemLimit  string // GOMEMLIMIT of the child; empty: none
+	// Settle, when longer than Sample, keeps the child running until that
+	// long after everything was queued and samples again at its end: past
+	// two of the Go runtime's periodic forced GCs (every 2 minutes when
+	// nothing else triggers one; a buffer returned to a sync.Pool, as
+	// nats-server does with an expired block cache, is freed by the second
+	// GC after its return) and the scavenger returning freed pages.
+	Settle   time.Duration
+	HeapProf string // where to write a heap profile at the end; empty: none
+	MemLimit string // GOMEMLIMIT of the child; empty: none
 }
 
 type rssChildResult struct {
-	IdleRSS      int64   // receiver started, endpoint configured, nothing queued
-	QueuedRSS    int64   // last sample with everything queued
-	MaxRSS       int64   // largest sample while queued
-	HWM          int64   // VmHWM at the end: the peak, publishing included
+	IdleRSS      int64 // receiver started, endpoint configured, nothing queued
+	QueuedRSS    int64 // last sample with everything queued
+	MaxRSS       int64 // largest sample while queued
+	HWM          int64 // VmHWM at the end: the peak, publishing included
+	QueuedAnon   int64 // RssAnon at the last sample of the window
+	QueuedFile   int64 // RssFile (program text and other mapped files) at the last sample
+	SettledRSS   int64 // VmRSS Settle after queued (0: not measured)
+	SettledAnon  int64
+	SettledFile  int64
+	SettledGCs   uint32 // GC cycles between the end of the window and the settled sample
+	SettleMillis int64
 	HeapInuse    uint64  // Go heap in use at the end
 	GoSys        uint64  // memory the Go runtime holds from the OS
 	PublishSecs  float64 // publishing the events
@@ -161,6 +175,16 @@ func rssChild(c rssChildConfig) (rssChildResult, error) {
 		res.MaxRSS = max(res.MaxRSS, v)
 		res.QueuedRSS = v
 		time.Sleep(100 * time.Millisecond)
+	}
+	res.QueuedAnon, res.QueuedFile = vmRSS(self, "RssAnon"), vmRSS(self, "RssFile")
+	if c.Settle > c.Sample {
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		time.Sleep(time.Until(end.Add(c.Settle - c.Sample)))
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		res.SettledRSS, res.SettledAnon, res.SettledFile = vmRSS(self, "VmRSS"), vmRSS(self, "RssAnon"), vmRSS(self, "RssFile")
+		res.SettledGCs, res.SettleMillis = after.NumGC-before.NumGC, c.Settle.Milliseconds()
 	}
 	res.HWM = vmRSS(self, "VmHWM")
 	if c.HeapProf != "" {
