@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,27 +271,20 @@ func receiverThroughput(ctx context.Context, d *deliveryEnv, uids []types.UID, n
 	if settle {
 		pw = watchPatches(d.recv, uids)
 	}
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return throughput{}, err
-		}
-		defer func() { _ = f.Close() }() // read back only after StopCPUProfile flushed it
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return throughput{}, err
-		}
+	stopProfile, err := startCPUProfile(profile)
+	if err != nil {
+		return throughput{}, err
 	}
+	defer stopProfile()
 	cpu0 := sampleCPU()
 	t0 := time.Now()
-	err := forEach(ctx, n, dlvPublishers, func(i int) error { return d.recv.Publisher.Publish(ctx, events[i]) })
+	err = forEach(ctx, n, dlvPublishers, func(i int) error { return d.recv.Publisher.Publish(ctx, events[i]) })
 	pub := time.Since(t0)
 	if err == nil {
 		err = d.sink.wait(ctx, dlvWait)
 	}
 	cpu := sampleCPU().since(cpu0)
-	if profile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	if err != nil {
 		if pw != nil {
 			pw.finish()

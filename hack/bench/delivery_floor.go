@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -119,19 +117,14 @@ func (f *floor) run(ctx context.Context, d *deliveryEnv, n, publishers int, pref
 	d.sink.reset(prefix, n)
 	f.prefix = prefix
 	conns := d.sink.conns.Load()
-	if profile != "" {
-		pf, err := os.Create(profile)
-		if err != nil {
-			return throughput{}, err
-		}
-		defer func() { _ = pf.Close() }()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return throughput{}, err
-		}
+	stopProfile, err := startCPUProfile(profile)
+	if err != nil {
+		return throughput{}, err
 	}
+	defer stopProfile()
 	cpu0 := sampleCPU()
 	t0 := time.Now()
-	err := forEach(ctx, n, publishers, func(i int) error {
+	err = forEach(ctx, n, publishers, func(i int) error {
 		return f.publish(ctx, i%f.endpoints, ids[i], events[i])
 	})
 	pub := time.Since(t0)
@@ -139,9 +132,7 @@ func (f *floor) run(ctx context.Context, d *deliveryEnv, n, publishers int, pref
 		err = d.sink.wait(ctx, dlvWait)
 	}
 	cpu := sampleCPU().since(cpu0)
-	if profile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	if err == nil {
 		err = f.failure()
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -278,16 +277,12 @@ func separateProcess(ctx context.Context, d *deliveryEnv, body []byte) (httpResu
 	recv.N = httpEvents
 	conns = d.sink.connsAt(listen)
 	res.profile = filepath.Join(testenv.RepoRoot(), "bin", "bench-delivery-http.pprof")
-	pf, err := os.Create(res.profile)
+	stopProfile, err := startCPUProfile(res.profile)
 	if err != nil {
 		return res, err
 	}
-	defer func() { _ = pf.Close() }()
-	if err := pprof.StartCPUProfile(pf); err != nil {
-		return res, err
-	}
 	r, err = measure(recv, "/http/one")
-	pprof.StopCPUProfile()
+	stopProfile()
 	if err != nil {
 		return res, fmt.Errorf("receiver: %w", err)
 	}

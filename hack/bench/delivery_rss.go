@@ -86,12 +86,18 @@ type rssChildResult struct {
 
 func rssChildMain() int {
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel), zap.WriteTo(os.Stderr)))
+	return rssChildEntry("rss child", rssChild)
+}
+
+// rssChildEntry is a memory child's main: its config as JSON on stdin, its
+// result (with the error, if any) as JSON on stdout.
+func rssChildEntry(what string, run func(rssChildConfig) (rssChildResult, error)) int {
 	var c rssChildConfig
 	if err := json.NewDecoder(os.Stdin).Decode(&c); err != nil {
-		fmt.Fprintln(os.Stderr, "rss child: read config:", err)
+		fmt.Fprintln(os.Stderr, what+": read config:", err)
 		return 2
 	}
-	res, err := rssChild(c)
+	res, err := run(c)
 	if err != nil {
 		res.Error = err.Error()
 	}
@@ -99,6 +105,18 @@ func rssChildMain() int {
 		return 2
 	}
 	return 0
+}
+
+// sampleQueued samples this process's VmRSS every 100 ms until end, then
+// notes the anonymous and file-backed parts of the last sample.
+func sampleQueued(res *rssChildResult, self string, end time.Time) {
+	for time.Now().Before(end) {
+		v := vmRSS(self, "VmRSS")
+		res.MaxRSS = max(res.MaxRSS, v)
+		res.QueuedRSS = v
+		time.Sleep(100 * time.Millisecond)
+	}
+	res.QueuedAnon, res.QueuedFile = vmRSS(self, "RssAnon"), vmRSS(self, "RssFile")
 }
 
 func rssChild(c rssChildConfig) (rssChildResult, error) {
@@ -170,13 +188,7 @@ func rssChild(c rssChildConfig) (rssChildResult, error) {
 	res.QueuedSecs = time.Since(start).Seconds()
 
 	end := time.Now().Add(c.Sample)
-	for time.Now().Before(end) {
-		v := vmRSS(self, "VmRSS")
-		res.MaxRSS = max(res.MaxRSS, v)
-		res.QueuedRSS = v
-		time.Sleep(100 * time.Millisecond)
-	}
-	res.QueuedAnon, res.QueuedFile = vmRSS(self, "RssAnon"), vmRSS(self, "RssFile")
+	sampleQueued(&res, self, end)
 	if c.Settle > c.Sample {
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)

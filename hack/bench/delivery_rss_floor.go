@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -38,21 +37,7 @@ func init() {
 	os.Exit(rssFloorChildMain())
 }
 
-func rssFloorChildMain() int {
-	var c rssChildConfig
-	if err := json.NewDecoder(os.Stdin).Decode(&c); err != nil {
-		fmt.Fprintln(os.Stderr, "rss floor child: read config:", err)
-		return 2
-	}
-	res, err := rssFloorChild(c)
-	if err != nil {
-		res.Error = err.Error()
-	}
-	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
-		return 2
-	}
-	return 0
-}
+func rssFloorChildMain() int { return rssChildEntry("rss floor child", rssFloorChild) }
 
 func rssFloorChild(c rssChildConfig) (rssChildResult, error) {
 	res := rssChildResult{GOMAXPROCS: runtime.GOMAXPROCS(0), SampleMillis: c.Sample.Milliseconds()}
@@ -64,16 +49,11 @@ func rssFloorChild(c rssChildConfig) (rssChildResult, error) {
 	if err != nil {
 		return res, err
 	}
-	ns, err := queue.StartEmbedded(queue.EmbeddedOptions{DataDir: c.DataDir, Port: -1, MaxStore: store})
+	nc, stop, err := startEmbeddedConn(c.DataDir, store)
 	if err != nil {
 		return res, err
 	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		return res, err
-	}
-	defer nc.Close()
+	defer stop()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return res, err
@@ -113,14 +93,7 @@ func rssFloorChild(c rssChildConfig) (rssChildResult, error) {
 	}
 	res.PublishSecs = time.Since(start).Seconds()
 	res.QueuedSecs = res.PublishSecs
-	end := time.Now().Add(c.Sample)
-	for time.Now().Before(end) {
-		v := vmRSS(self, "VmRSS")
-		res.MaxRSS = max(res.MaxRSS, v)
-		res.QueuedRSS = v
-		time.Sleep(100 * time.Millisecond)
-	}
-	res.QueuedAnon, res.QueuedFile = vmRSS(self, "RssAnon"), vmRSS(self, "RssFile")
+	sampleQueued(&res, self, time.Now().Add(c.Sample))
 	res.HWM = vmRSS(self, "VmHWM")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -138,4 +111,20 @@ func runRSSFloorChild(ctx context.Context, c rssChildConfig) (rssChildResult, er
 	var res rssChildResult
 	err := runChild(ctx, "rss floor child", []string{rssFloorChildEnv + "=1"}, c, &res, func() string { return res.Error })
 	return res, err
+}
+
+// startEmbeddedConn starts an embedded JetStream server in dir (maxStore:
+// its store bound, 0 the server's default) and connects to it in-process,
+// as the receiver does; stop closes both.
+func startEmbeddedConn(dir string, maxStore int64) (nc *nats.Conn, stop func(), err error) {
+	ns, err := queue.StartEmbedded(queue.EmbeddedOptions{DataDir: dir, Port: -1, MaxStore: maxStore})
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err = nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		ns.Shutdown()
+		return nil, nil, err
+	}
+	return nc, func() { nc.Close(); ns.Shutdown() }, nil
 }

@@ -139,16 +139,11 @@ func runLanes(ctx context.Context, sk *sink, configured int) (lanesResult, error
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	// Connected in-process, as the receiver connects to its embedded server.
-	ns, err := queue.StartEmbedded(queue.EmbeddedOptions{DataDir: dir, Port: -1})
+	nc, stopNATS, err := startEmbeddedConn(dir, 0)
 	if err != nil {
 		return res, err
 	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		return res, err
-	}
-	defer nc.Close()
+	defer stopNATS()
 	env, err := newLanesEnv(ctx, nc, sk.url, configured)
 	if err != nil {
 		return res, err
