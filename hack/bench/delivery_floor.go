@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -115,7 +116,7 @@ func (f *floor) run(ctx context.Context, d *deliveryEnv, n, publishers int, pref
 		events[i], ids[i] = b, ev.ID
 	}
 	d.sink.reset(prefix, n)
-	f.prefix = prefix
+	f.setPrefix(prefix)
 	conns := d.sink.conns.Load()
 	stopProfile, err := startCPUProfile(profile)
 	if err != nil {
@@ -182,7 +183,7 @@ type floor struct {
 	js        jetstream.JetStream
 	kv        jetstream.KeyValue
 	url       string
-	prefix    string
+	prefix    atomic.Pointer[string] // sink path prefix of the current run; workers read it
 	conc      int
 	client    *http.Client
 	secret    []byte
@@ -192,6 +193,9 @@ type floor struct {
 	ccs []jetstream.ConsumeContext
 	wg  sync.WaitGroup
 }
+
+// setPrefix points the deliveries at the sink paths of the next run.
+func (f *floor) setPrefix(p string) { f.prefix.Store(&p) }
 
 func (f *floor) fail(err error) {
 	f.mu.Lock()
@@ -335,7 +339,7 @@ func (f *floor) deliver(ctx context.Context, m jetstream.Msg) {
 	mac := hmac.New(sha256.New, f.secret)
 	mac.Write([]byte(id + "." + ts + "."))
 	mac.Write(m.Data())
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url+f.prefix+endpoint, bytes.NewReader(m.Data()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url+*f.prefix.Load()+endpoint, bytes.NewReader(m.Data()))
 	if err != nil {
 		f.fail(err)
 		return

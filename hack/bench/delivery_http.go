@@ -313,12 +313,14 @@ func floorOverHTTP(ctx context.Context, d *deliveryEnv, ev []byte, measure func(
 	go func() { _ = srv.Serve(ln) }()
 	defer func() { _ = srv.Close() }()
 	c := loadgenConfig{URL: "http://" + ln.Addr().String() + "/", Bearer: floorToken, Body: ev, Conns: httpConns, Want: http.StatusAccepted}
-	c.N, f.prefix = httpWarm, "/floor-http-warm/"
-	if _, err := measure(c, f.prefix); err != nil {
+	c.N = httpWarm
+	f.setPrefix("/floor-http-warm/")
+	if _, err := measure(c, "/floor-http-warm/"); err != nil {
 		return httpRun{}, fmt.Errorf("warm-up: %w", err)
 	}
-	c.N, f.prefix = httpEvents, "/floor-http/"
-	r, err := measure(c, f.prefix)
+	c.N = httpEvents
+	f.setPrefix("/floor-http/")
+	r, err := measure(c, "/floor-http/")
 	if err != nil {
 		return httpRun{}, err
 	}
